@@ -1,0 +1,118 @@
+"""Checks on configured resources and where pacemaker runs them."""
+
+from __future__ import annotations
+
+from checks import Verdict, check, fail, ok
+from lab.cib import Cib, Resource
+from lab.durations import format_ms, parse_ms
+from lab.facts import Facts
+
+
+def _find(cib: Cib, rsc_id: str) -> Resource | None:
+    return cib.resources.get(rsc_id)
+
+
+def _missing(cib: Cib, rsc_id: str) -> Verdict:
+    """Say a resource is missing, pointing at a near-miss id (ids are case-sensitive)."""
+    similar = [r for r in cib.resources if r.lower() == rsc_id.lower() and r != rsc_id]
+    if similar:
+        return fail(f"no resource '{rsc_id}' (found '{similar[0]}'; ids are case-sensitive)")
+    return fail(f"no resource '{rsc_id}' is configured")
+
+
+@check("primitive_agent")
+def primitive_agent(facts: Facts, resource: str, agent: str) -> Verdict:
+    """A primitive with this exact id uses this exact agent (class:provider:type)."""
+    rsc = _find(facts.cib, resource)
+    if rsc is None:
+        return _missing(facts.cib, resource)
+    if rsc.kind != "primitive":
+        return fail(f"'{resource}' is a {rsc.kind}, not a primitive")
+    if rsc.agent != agent:
+        return fail(f"'{resource}' uses agent {rsc.agent}, expected {agent}")
+    return ok(f"'{resource}' is a primitive of agent {agent}")
+
+
+@check("monitor_interval")
+def monitor_interval(facts: Facts, resource: str, interval: str, role: str | None = None) -> Verdict:
+    """The resource's recurring monitor runs every `interval` (any notation pacemaker reads).
+
+    Every enabled recurring monitor for the role must have that interval: a leftover
+    monitor at another interval means the old one was not changed.
+    """
+    expected = parse_ms(interval)
+    rsc = _find(facts.cib, resource)
+    if rsc is None:
+        return _missing(facts.cib, resource)
+    monitors = [
+        op for op in facts.cib.operations_of(resource)
+        if op.name == "monitor" and op.enabled and op.recurring and op.role == role
+    ]
+    if not monitors:
+        return fail(f"'{resource}' has no enabled recurring monitor operation")
+    wrong = [op for op in monitors if op.interval_ms != expected]
+    if wrong:
+        found = ", ".join(f"interval={op.interval_text}" for op in monitors)
+        return fail(f"'{resource}' monitors with {found}; expected every {format_ms(expected or 0)}")
+    return ok(f"'{resource}' is monitored every {format_ms(expected or 0)}")
+
+
+@check("resource_running")
+def resource_running(facts: Facts, resource: str, instances: int = 1) -> Verdict:
+    """Pacemaker reports the resource started (at least `instances` of it), not failed."""
+    if _find(facts.cib, resource) is None:
+        return _missing(facts.cib, resource)
+    states = facts.status.instances(resource)
+    running = [s for s in states if s.running and not s.failed]
+    nodes = sorted({n for s in running for n in s.nodes})
+    if len(running) < instances:
+        roles = ", ".join(sorted({s.role for s in states})) or "not reported"
+        return fail(f"'{resource}' is not running (pacemaker reports: {roles})")
+    return ok(f"'{resource}' runs on {', '.join(nodes)}")
+
+
+@check("resource_stopped")
+def resource_stopped(facts: Facts, resource: str) -> Verdict:
+    """No instance of the resource is active anywhere."""
+    active = [s for s in facts.status.instances(resource) if s.active]
+    if active:
+        nodes = sorted({n for s in active for n in s.nodes})
+        return fail(f"'{resource}' is still active on {', '.join(nodes) or 'a node'}")
+    return ok(f"'{resource}' is not running")
+
+
+def _target_role(facts: Facts, resource: str) -> str | None:
+    return facts.cib.effective_meta(resource).get("target-role")
+
+
+@check("resource_disabled")
+def resource_disabled(facts: Facts, resource: str) -> Verdict:
+    """The resource is disabled: its effective target-role is Stopped."""
+    if _find(facts.cib, resource) is None:
+        return _missing(facts.cib, resource)
+    role = _target_role(facts, resource)
+    if role is None or role.lower() != "stopped":
+        return fail(f"'{resource}' is not disabled (target-role {role or 'unset, i.e. Started'})")
+    return ok(f"'{resource}' is disabled (target-role Stopped)")
+
+
+@check("resource_enabled")
+def resource_enabled(facts: Facts, resource: str) -> Verdict:
+    """The resource is not disabled: no effective target-role Stopped."""
+    if _find(facts.cib, resource) is None:
+        return _missing(facts.cib, resource)
+    role = _target_role(facts, resource)
+    if role is not None and role.lower() == "stopped":
+        return fail(f"'{resource}' is still disabled (target-role Stopped)")
+    return ok(f"'{resource}' is enabled")
+
+
+@check("resource_absent")
+def resource_absent(facts: Facts, resource: str) -> Verdict:
+    """No resource of this id is configured, and none is still active."""
+    if resource in facts.cib.resources or resource in facts.cib.templates:
+        return fail(f"'{resource}' is still configured")
+    active = [s for s in facts.status.instances(resource) if s.active]
+    if active:
+        return fail(f"'{resource}' is removed from the configuration but still active")
+    return ok(f"no resource '{resource}' is configured or running")

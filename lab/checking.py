@@ -1,0 +1,61 @@
+"""Grade an exercise from a saved CIB, from nodes over SSH, or on the current lab."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab.errors import NodeError, UsageError
+from lab.exercises import Exercise
+from lab.facts import Facts, facts_from_cib_file, gather_live
+from lab.grading import Report, grade
+from lab.paths import lab_home
+from lab.ssh import NodeAddress, SSHNode
+
+
+def check_cib_file(exercise: Exercise, path: Path) -> Report:
+    return grade(exercise, facts_from_cib_file(path))
+
+
+def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | None,
+                          known_hosts: Path, timeout: float = 10.0) -> Facts:
+    """One SSH connection per node, all nodes in parallel; the whole lab down is an error."""
+    names = [a.name for a in addresses]
+    if len(set(names)) != len(names):
+        raise UsageError("node names given twice in --node")
+    if identity is not None and not identity.is_file():
+        raise UsageError(f"identity file {identity} does not exist")
+    nodes = [SSHNode(a, identity=identity, known_hosts=known_hosts, connect_timeout=timeout)
+             for a in addresses]
+    try:
+        facts = gather_live(nodes, names)
+    finally:
+        for node in nodes:
+            node.close()
+    if all(not n.reachable for n in facts.nodes.values()):
+        reasons = "; ".join(n.error or n.name for n in facts.nodes.values())
+        raise NodeError(f"no node of the lab is reachable: {reasons}")
+    return facts
+
+
+def check_nodes(exercise: Exercise, specs: Sequence[str], *, identity: Path | None,
+                timeout: float = 10.0) -> Report:
+    addresses = [NodeAddress.parse(s) for s in specs]
+    try:
+        facts = gather_from_addresses(addresses, identity=identity,
+                                      known_hosts=lab_home() / "known_hosts", timeout=timeout)
+    except NodeError as exc:
+        raise UsageError(str(exc)) from None
+    return grade(exercise, facts)
+
+
+def check_current_lab(exercise: Exercise) -> Report:
+    from lab.labstate import current_lab
+
+    lab = current_lab()
+    try:
+        facts = gather_from_addresses(lab.addresses(), identity=lab.identity,
+                                      known_hosts=lab.known_hosts)
+    except NodeError as exc:
+        raise UsageError(f"{exc} (is the lab up? try 'lab status')") from None
+    return grade(exercise, facts)

@@ -1,0 +1,127 @@
+"""The `lab` command line: parse, call the core, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lab import __version__
+from lab.errors import LabError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lab", description="Failover Lab: practise LPIC-3 361.3 on a real "
+                     "Pacemaker/Corosync cluster and get graded on the real cluster state.")
+    parser.add_argument("--version", action="version", version=f"lab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("exercises", help="list the exercises")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("show", help="show an exercise's task (hints and solution on request)")
+    p.add_argument("exercise")
+    p.add_argument("--hint", nargs="?", type=int, const=1, choices=(1, 2, 3), metavar="LEVEL",
+                   help="show hints up to LEVEL (1 concept, 2 command shape, 3 full); default 1")
+    p.add_argument("--solution", action="store_true", help="show the reference solutions")
+    p.add_argument("--pcs-version", help="pcs version to write commands for "
+                   "(default: the lab's, else the local pcs, else 0.10+)")
+
+    p = sub.add_parser("check", help="grade an exercise on the lab, on given nodes, or on a saved CIB")
+    p.add_argument("exercise")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--cib", type=Path, metavar="FILE", help="grade a saved CIB (cibadmin --query)")
+    src.add_argument("--node", action="append", metavar="NAME=USER@HOST[:PORT]",
+                     help="grade these nodes over SSH (repeatable)")
+    p.add_argument("--identity", type=Path, metavar="KEYFILE", help="SSH private key for --node")
+    p.add_argument("--timeout", type=float, default=10.0, help="SSH connect timeout in seconds")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    from lab import cli_vm
+
+    cli_vm.add_commands(sub)
+    return parser
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+    from lab.exercises import load_all
+
+    exercises = load_all()
+    if args.format == "json":
+        print(json.dumps([{"id": e.id, "title": e.title, "objective": e.objective,
+                           "live_only": e.live_only} for e in exercises]))
+        return 0
+    width = max(len(e.id) for e in exercises)
+    by_objective: dict[str, list] = {}
+    for ex in exercises:
+        by_objective.setdefault(ex.objective, []).append(ex)
+    for objective, items in by_objective.items():
+        print(f"{objective}:")
+        for ex in items:
+            live = "  (live lab only)" if ex.live_only else ""
+            print(f"  {ex.id:<{width}}  {ex.title}{live}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from lab.exercises import load
+    from lab.showing import render_exercise
+
+    exercise = load(args.exercise)
+    print(render_exercise(exercise, hint_level=args.hint or 0, solution=args.solution,
+                          pcs_version=args.pcs_version))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from lab import report
+    from lab.checking import check_cib_file, check_current_lab, check_nodes
+    from lab.exercises import load
+
+    exercise = load(args.exercise)
+    if args.identity is not None and not args.node:
+        raise UsageError("--identity only applies with --node")
+    if args.cib is not None:
+        result = check_cib_file(exercise, args.cib)
+    elif args.node:
+        result = check_nodes(exercise, args.node, identity=args.identity, timeout=args.timeout)
+    else:
+        result = check_current_lab(exercise)
+    print(report.to_json(result) if args.format == "json" else report.to_text(result))
+    return result.exit_code
+
+
+COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        from lab import cli_vm
+
+        handler = COMMANDS.get(args.command) or cli_vm.COMMANDS[args.command]
+        return handler(args)
+    except LabError as exc:
+        print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted; run the same command again to continue.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""One error family for the core: the CLI turns it into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Something failed; the message says what, where, and what to do next."""
+
+    exit_code = 1
+
+
+class UsageError(LabError):
+    """Bad usage or bad input (unknown exercise, malformed file, unreachable lab)."""
+
+    exit_code = 2
+
+
+class InputError(UsageError):
+    """An input file cannot be used: unreadable, malformed, hostile or of the wrong kind."""
+
+
+class ExerciseSchemaError(UsageError):
+    """An exercise data file does not match the exercise schema."""
+
+
+class NodeError(LabError):
+    """A node could not be reached or a command on it failed."""

@@ -1,0 +1,197 @@
+"""Exercises are data: one TOML file each under exercises/, validated on load."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lab.errors import ExerciseSchemaError, UsageError
+
+BASELINES = ("installed", "cluster")
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class CheckRef:
+    id: str
+    check: str
+    description: str
+    points: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StartState:
+    """How `lab start` prepares the exercise: a baseline snapshot, commands, faults."""
+
+    baseline: str
+    commands: tuple[str, ...] = ()
+    faults: tuple[dict[str, Any], ...] = ()
+    min_nodes: int = 2
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    objective: str
+    task: str
+    hints: tuple[str, ...]
+    start: StartState
+    solution_pcs: tuple[str, ...]
+    solution_crmsh: tuple[str, ...]
+    solution_pcs09: tuple[str, ...] | None
+    checks: tuple[CheckRef, ...]
+    live_only: bool
+    notes: str = ""
+    path: Path = field(default=Path())
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.points for c in self.checks)
+
+    def solution_for(self, pcs_version: str | None) -> tuple[str, ...]:
+        """The pcs solution in the syntax of the installed pcs (0.9 differs from 0.10+)."""
+        if pcs_generation(pcs_version) == "0.9" and self.solution_pcs09 is not None:
+            return self.solution_pcs09
+        return self.solution_pcs
+
+
+def pcs_generation(version: str | None) -> str:
+    """'0.9' or '0.10+': the two pcs command syntaxes in the wild."""
+    if not version:
+        return "0.10+"
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match and (int(match.group(1)), int(match.group(2))) < (0, 10):
+        return "0.9"
+    return "0.10+"
+
+
+def exercises_dir() -> Path:
+    override = os.environ.get("LAB_EXERCISES_DIR")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("exercises")))
+
+
+def _require(data: dict, key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise ExerciseSchemaError(f"{where}: missing required field '{key}'")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ExerciseSchemaError(f"{where}: field '{key}' must be {kind.__name__}")
+    return value
+
+
+def _strings(data: dict, key: str, where: str, required: bool = True) -> tuple[str, ...]:
+    if key not in data and not required:
+        return ()
+    value = _require(data, key, list, where)
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise ExerciseSchemaError(f"{where}: field '{key}' must be a list of non-empty strings")
+    return tuple(value)
+
+
+_TOP_KEYS = {"id", "title", "objective", "task", "hints", "start", "solution", "checks",
+             "live_only", "notes"}
+
+
+def parse_exercise(data: dict, path: Path) -> Exercise:
+    """Validate one exercise's data against the schema; raise ExerciseSchemaError."""
+    from checks import get_check
+
+    where = path.name
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ExerciseSchemaError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    ex_id = _require(data, "id", str, where)
+    if not _ID.match(ex_id) or path.stem != ex_id:
+        raise ExerciseSchemaError(f"{where}: id '{ex_id}' must be lowercase-dashed and match the file name")
+    hints = _strings(data, "hints", where)
+    start_data = _require(data, "start", dict, where)
+    baseline = _require(start_data, "baseline", str, f"{where} [start]")
+    if baseline not in BASELINES:
+        raise ExerciseSchemaError(f"{where} [start]: baseline must be one of {', '.join(BASELINES)}")
+    faults = start_data.get("faults", [])
+    if not isinstance(faults, list) or not all(isinstance(f, dict) and "kind" in f for f in faults):
+        raise ExerciseSchemaError(f"{where} [start]: faults must be a list of tables with 'kind'")
+    min_nodes = start_data.get("min_nodes", 2)
+    if not isinstance(min_nodes, int) or not 1 <= min_nodes <= 5:
+        raise ExerciseSchemaError(f"{where} [start]: min_nodes must be an integer 1..5")
+    start = StartState(baseline, _strings(start_data, "commands", f"{where} [start]", False),
+                       tuple(faults), min_nodes)
+    solution = _require(data, "solution", dict, where)
+    pcs09 = _strings(solution, "pcs09", f"{where} [solution]", False) or None
+    checks = []
+    seen: set[str] = set()
+    for index, raw in enumerate(_require(data, "checks", list, where)):
+        cwhere = f"{where} checks[{index}]"
+        if not isinstance(raw, dict):
+            raise ExerciseSchemaError(f"{cwhere}: must be a table")
+        check_id = _require(raw, "id", str, cwhere)
+        if check_id in seen:
+            raise ExerciseSchemaError(f"{cwhere}: duplicate check id '{check_id}'")
+        seen.add(check_id)
+        name = _require(raw, "check", str, cwhere)
+        spec = get_check(name)
+        if spec is None:
+            raise ExerciseSchemaError(f"{cwhere}: unknown check function '{name}'")
+        params = raw.get("params", {})
+        if not isinstance(params, dict):
+            raise ExerciseSchemaError(f"{cwhere}: params must be a table")
+        problem = spec.validate_params(params)
+        if problem:
+            raise ExerciseSchemaError(f"{cwhere}: params do not fit '{name}': {problem}")
+        points = _require(raw, "points", int, cwhere)
+        if points < 1:
+            raise ExerciseSchemaError(f"{cwhere}: points must be positive")
+        checks.append(CheckRef(check_id, name, _require(raw, "description", str, cwhere), points, params))
+    if not checks:
+        raise ExerciseSchemaError(f"{where}: an exercise needs at least one check")
+    live_only = data.get("live_only", False)
+    if not isinstance(live_only, bool):
+        raise ExerciseSchemaError(f"{where}: live_only must be true or false")
+    return Exercise(
+        id=ex_id,
+        title=_require(data, "title", str, where),
+        objective=_require(data, "objective", str, where),
+        task=_require(data, "task", str, where),
+        hints=hints,
+        start=start,
+        solution_pcs=_strings(solution, "pcs", f"{where} [solution]"),
+        solution_crmsh=_strings(solution, "crmsh", f"{where} [solution]"),
+        solution_pcs09=pcs09,
+        checks=tuple(checks),
+        live_only=live_only,
+        notes=data.get("notes", ""),
+        path=path,
+    )
+
+
+def load_exercise_file(path: Path) -> Exercise:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ExerciseSchemaError(f"cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ExerciseSchemaError(f"{path.name}: not valid TOML: {exc}") from None
+    return parse_exercise(data, path)
+
+
+def load_all() -> list[Exercise]:
+    """Every exercise, in catalogue order (by file name within each objective)."""
+    directory = exercises_dir()
+    return [load_exercise_file(p) for p in sorted(directory.glob("*.toml"))]
+
+
+def load(exercise_id: str) -> Exercise:
+    path = exercises_dir() / f"{exercise_id}.toml"
+    if not _ID.match(exercise_id) or not path.is_file():
+        known = ", ".join(e.stem for e in sorted(exercises_dir().glob("*.toml")))
+        raise UsageError(f"unknown exercise '{exercise_id}' (known: {known})")
+    return load_exercise_file(path)

@@ -1,0 +1,284 @@
+"""Facts: everything the checks may look at, gathered once per node (or from a saved CIB).
+
+Checks are pure functions over Facts, so the same check runs on a live lab and
+on a saved CIB. Gathering over SSH is one round trip per node: one script that
+prints every section, each base64-encoded with its exit code.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
+
+from lab.cib import Cib, cib_from_element
+from lab.corosync import CorosyncConf, QuorumInfo, parse_corosync_conf, parse_quorumtool
+from lab.errors import InputError, LabError, UsageError
+from lab.runner import CommandResult, run_local
+from lab.status import Status, status_from_element
+from lab.xmlsafe import parse_untrusted
+
+SERVICES = ("corosync", "pacemaker", "pcsd")
+CRM_MON_ARGS = ("crm_mon", "--one-shot", "--inactive", "--output-as=xml")
+
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
+            input_text: str | None = None) -> CommandResult: ...
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What one node says about itself and the cluster; error is set when unreachable."""
+
+    name: str
+    error: str | None = None
+    hostname: str | None = None
+    cib: Cib | None = None
+    cib_xml: str | None = None
+    status: Status | None = None
+    corosync_conf: CorosyncConf | None = None
+    quorum: QuorumInfo | None = None
+    cfgtool: str | None = None
+    services: Mapping[str, bool] = field(default_factory=dict)
+    services_enabled: Mapping[str, bool] = field(default_factory=dict)
+    pcsd_known_hosts: frozenset[str] | None = None
+    pcs_version: str | None = None
+    extra: Mapping[str, CommandResult] = field(default_factory=dict)
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The cluster as the checks see it; `live` is False for a saved CIB."""
+
+    live: bool
+    expected_nodes: tuple[str, ...]
+    cib: Cib | None
+    cib_xml: str | None
+    status: Status | None
+    nodes: Mapping[str, NodeFacts]
+    source: str
+
+    @property
+    def pcs_version(self) -> str | None:
+        return next((n.pcs_version for n in self.nodes.values() if n.pcs_version), None)
+
+
+def crm_mon_on_cib_file(path: Path) -> CommandResult:
+    """crm_mon's view of a saved CIB, computed by the real pacemaker tools."""
+    return run_local(CRM_MON_ARGS, env={"CIB_file": str(path)}, timeout=60)
+
+
+def load_cib_text(path: Path) -> str:
+    try:
+        if path.is_dir():
+            raise InputError(f"{path} is a directory, not a CIB file")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text") from None
+
+
+def facts_from_cib_file(path: Path) -> Facts:
+    """Facts from a saved CIB (cibadmin --query, or crm_simulate -S -O)."""
+    text = load_cib_text(path)
+    cib = cib_from_element(parse_untrusted(text, str(path)))
+    result = crm_mon_on_cib_file(path)
+    if result.returncode == 127:
+        raise UsageError("crm_mon not found: grading a CIB file needs pacemaker's CLI tools "
+                         "(Debian/Ubuntu: apt-get install pacemaker-cli-utils)")
+    status = _status_from_result(result, str(path))
+    if status is None:
+        raise InputError(f"crm_mon cannot read {path}: {result.tail(2)}")
+    return Facts(
+        live=False,
+        expected_nodes=tuple(cib.nodes),
+        cib=cib,
+        cib_xml=text,
+        status=status,
+        nodes=MappingProxyType({}),
+        source=str(path),
+    )
+
+
+def _status_from_result(result: CommandResult, where: str) -> Status | None:
+    if not result.stdout.strip().startswith("<"):
+        return None
+    try:
+        return status_from_element(parse_untrusted(result.stdout, f"crm_mon output of {where}"))
+    except InputError:
+        return None
+
+
+# One round trip per node. Every section is "==LAB== name rc" then base64 of stdout.
+# sudo -n only when not root; tools that are missing simply give rc 127.
+GATHER_SCRIPT = r"""
+S=""; [ "$(id -u)" -eq 0 ] || S="sudo -n"
+sec() { n=$1; shift; o=$("$@" 2>/dev/null); r=$?; printf '==LAB== %s %s\n' "$n" "$r"; printf '%s' "$o" | base64 | tr -d '\n'; echo; }
+sec hostname uname -n
+sec cib $S cibadmin --query
+sec crm_mon $S crm_mon --one-shot --inactive --output-as=xml
+sec corosync_conf $S cat /etc/corosync/corosync.conf
+sec quorum $S corosync-quorumtool -s
+sec cfgtool $S corosync-cfgtool -s
+for u in corosync pacemaker pcsd; do sec "active_$u" systemctl is-active "$u"; sec "enabled_$u" systemctl is-enabled "$u"; done
+sec known_hosts $S cat /var/lib/pcsd/known-hosts
+sec tokens $S cat /var/lib/pcsd/tokens
+sec pcs_version sh -c 'dpkg-query -W -f "\${Version}" pcs 2>/dev/null || rpm -q --qf "%{VERSION}" pcs'
+"""
+
+
+def parse_sections(text: str) -> dict[str, CommandResult]:
+    sections: dict[str, CommandResult] = {}
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if not line.startswith("==LAB== "):
+            continue
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            continue
+        payload = lines[index + 1] if index + 1 < len(lines) else ""
+        try:
+            out = base64.b64decode(payload).decode("utf-8", errors="replace")
+        except ValueError:
+            out = ""
+        sections[parts[1]] = CommandResult(parts[1], int(parts[2]), out, "")
+    return sections
+
+
+def node_facts_from_sections(name: str, sections: Mapping[str, CommandResult],
+                             extra: Mapping[str, CommandResult] | None = None) -> NodeFacts:
+    """Turn one node's gathered sections into NodeFacts; bad XML is recorded, not trusted."""
+
+    def out(key: str) -> str | None:
+        res = sections.get(key)
+        return res.stdout if res is not None and res.ok else None
+
+    cib = None
+    cib_xml = out("cib")
+    if cib_xml:
+        try:
+            cib = cib_from_element(parse_untrusted(cib_xml, f"CIB of {name}"))
+        except InputError:
+            cib, cib_xml = None, None
+    status = None
+    mon = sections.get("crm_mon")
+    if mon is not None:
+        status = _status_from_result(mon, name)
+    conf = None
+    conf_text = out("corosync_conf")
+    if conf_text is not None:
+        try:
+            conf = parse_corosync_conf(conf_text)
+        except InputError:
+            conf = None
+    quorum_res = sections.get("quorum")
+    quorum = parse_quorumtool(quorum_res.stdout) if quorum_res is not None else None
+    services = {s: (sections.get(f"active_{s}") or _MISSING).stdout.strip() == "active" for s in SERVICES}
+    enabled = {s: (sections.get(f"enabled_{s}") or _MISSING).stdout.strip() == "enabled" for s in SERVICES}
+    known = _known_hosts(out("known_hosts"), out("tokens"))
+    version = out("pcs_version")
+    return NodeFacts(
+        name=name,
+        hostname=(out("hostname") or "").strip() or None,
+        cib=cib,
+        cib_xml=cib_xml,
+        status=status,
+        corosync_conf=conf,
+        quorum=quorum,
+        cfgtool=out("cfgtool"),
+        services=MappingProxyType(services),
+        services_enabled=MappingProxyType(enabled),
+        pcsd_known_hosts=known,
+        pcs_version=version.strip() if version else None,
+        extra=MappingProxyType(dict(extra or {})),
+    )
+
+
+_MISSING = CommandResult("", 1, "", "")
+
+
+def _known_hosts(known_hosts: str | None, tokens: str | None) -> frozenset[str] | None:
+    """Hosts pcsd is authenticated to: pcs 0.10+ known-hosts, or pcs 0.9 tokens (both JSON)."""
+    import json
+
+    names: set[str] = set()
+    found = False
+    for text, key in ((known_hosts, "known_hosts"), (tokens, "tokens")):
+        if not text:
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            names.update(data[key])
+            found = True
+    return frozenset(names) if found else None
+
+
+def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None) -> NodeFacts:
+    """Gather one node's facts in one command; an unreachable node becomes an error fact."""
+    script = GATHER_SCRIPT
+    for key, command in (extra_commands or {}).items():
+        script += f"sec {shlex.quote('x_' + key)} sh -c {shlex.quote(command)}\n"
+    try:
+        result = runner.run(["sh", "-c", script], timeout=60)
+    except LabError as exc:
+        return NodeFacts(name=runner.name, error=str(exc))
+    if result.returncode == 124:
+        return NodeFacts(name=runner.name, error=f"{runner.name}: gathering facts timed out")
+    sections = parse_sections(result.stdout)
+    if "hostname" not in sections:
+        return NodeFacts(name=runner.name,
+                         error=f"{runner.name}: unexpected answer (exit {result.returncode}): {result.tail(2)}")
+    extra = {k[2:]: v for k, v in sections.items() if k.startswith("x_")}
+    return node_facts_from_sections(runner.name, sections, extra)
+
+
+def gather_live(runners: Sequence[Runner], expected_nodes: Sequence[str],
+                extra_commands: Mapping[str, str] | None = None,
+                on_node: Callable[[str], None] | None = None) -> Facts:
+    """Gather every node in parallel and pick the cluster view to judge."""
+    with ThreadPoolExecutor(max_workers=max(1, len(runners))) as pool:
+        gathered = list(pool.map(lambda r: gather_node(r, extra_commands), runners))
+    nodes = {n.name: n for n in gathered}
+    if on_node:
+        for name in nodes:
+            on_node(name)
+    view = _cluster_view(gathered)
+    return Facts(
+        live=True,
+        expected_nodes=tuple(expected_nodes),
+        cib=view.cib if view else None,
+        cib_xml=view.cib_xml if view else None,
+        status=view.status if view else None,
+        nodes=MappingProxyType(nodes),
+        source="live",
+    )
+
+
+def _cluster_view(nodes: Sequence[NodeFacts]) -> NodeFacts | None:
+    """The node whose view to judge: the DC if one answers, else a quorate one, else any."""
+    with_cib = [n for n in nodes if n.cib is not None and n.status is not None]
+    for node in with_cib:
+        if node.status is not None and node.status.dc and node.status.dc in (node.name, node.hostname):
+            return node
+    for node in with_cib:
+        if node.status is not None and node.status.quorate:
+            return node
+    return with_cib[0] if with_cib else None

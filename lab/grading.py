@@ -1,0 +1,75 @@
+"""Run an exercise's checks over Facts and collect one report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checks import Verdict, get_check
+from lab.errors import UsageError
+from lab.exercises import Exercise
+from lab.facts import Facts
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    id: str
+    description: str
+    passed: bool | None
+    points: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    exercise: str
+    source: str
+    outcomes: tuple[CheckOutcome, ...]
+
+    @property
+    def ran(self) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if o.passed is not None]
+
+    @property
+    def partial(self) -> bool:
+        return any(o.passed is None for o in self.outcomes)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.ran) and all(o.passed for o in self.ran)
+
+    @property
+    def score(self) -> int:
+        return sum(o.points for o in self.outcomes if o.passed)
+
+    @property
+    def max_score(self) -> int:
+        return sum(o.points for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
+def grade(exercise: Exercise, facts: Facts) -> Report:
+    """Judge facts against every check of the exercise; a crashing check is a failure."""
+    if not facts.live and all(get_check(c.check).live for c in exercise.checks):
+        raise UsageError(
+            f"'{exercise.id}' can only be graded on a live lab (its checks need running nodes); "
+            "drop --cib"
+        )
+    outcomes = []
+    for ref in exercise.checks:
+        spec = get_check(ref.check)
+        if spec.live and not facts.live:
+            verdict = Verdict(None, "skipped: needs a live lab")
+        elif spec.needs_cib and (facts.cib is None or facts.status is None):
+            verdict = Verdict(False, "no node returned a readable CIB and crm_mon status "
+                                     "(is pacemaker running?)")
+        else:
+            try:
+                verdict = spec.function(facts, **ref.params)
+            except Exception as exc:  # a check bug must never read as a pass
+                verdict = Verdict(False, f"check error: {type(exc).__name__}: {exc}")
+        outcomes.append(CheckOutcome(ref.id, ref.description, verdict.passed, ref.points,
+                                     verdict.message))
+    return Report(exercise.id, facts.source, tuple(outcomes))

@@ -1,0 +1,186 @@
+"""SSH to lab nodes with paramiko: one connection per node, bounded waits, pinned host keys.
+
+Host keys are recorded at first contact (trust on first use) in a known_hosts
+file of the lab's own and checked on every later connection.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from lab.errors import NodeError, UsageError
+from lab.runner import CommandResult
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """Where a node is reached: name=user@host:port."""
+
+    name: str
+    user: str
+    host: str
+    port: int = 22
+
+    @classmethod
+    def parse(cls, spec: str) -> NodeAddress:
+        """Parse 'NAME=USER@HOST[:PORT]'."""
+        name, sep, target = spec.partition("=")
+        user, at, hostport = target.partition("@")
+        if not sep or not at or not name or not user or not hostport:
+            raise UsageError(f"--node '{spec}' is not NAME=USER@HOST[:PORT]")
+        host, port = hostport, 22
+        if hostport.startswith("["):  # [ipv6]:port
+            host, _, rest = hostport[1:].partition("]")
+            if rest.startswith(":"):
+                port = _port(rest[1:], spec)
+        elif hostport.count(":") == 1:
+            host, port_text = hostport.split(":")
+            port = _port(port_text, spec)
+        return cls(name=name, user=user, host=host, port=port)
+
+
+def _port(text: str, spec: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"--node '{spec}' has an invalid port '{text}'")
+    return int(text)
+
+
+class _RecordNewKey(paramiko.MissingHostKeyPolicy):
+    """Trust on first use: remember an unknown host's key in the lab's known_hosts."""
+
+    def __init__(self, path: Path, lock: threading.Lock) -> None:
+        self.path = path
+        self.lock = lock
+
+    def missing_host_key(self, client, hostname, key) -> None:  # noqa: ANN001
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+_known_hosts_lock = threading.Lock()
+
+
+class SSHNode:
+    """A live connection to one node; run() returns a CommandResult and never raises on rc."""
+
+    def __init__(
+        self,
+        address: NodeAddress,
+        *,
+        identity: Path | None,
+        known_hosts: Path,
+        connect_timeout: float = 10.0,
+        password: str | None = None,
+    ) -> None:
+        self.address = address
+        self.identity = identity
+        self.known_hosts = known_hosts
+        self.connect_timeout = connect_timeout
+        self.password = password
+        self._client: paramiko.SSHClient | None = None
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+    def connect(self) -> None:
+        client = paramiko.SSHClient()
+        if self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_RecordNewKey(self.known_hosts, _known_hosts_lock))
+        where = f"{self.address.user}@{self.address.host}:{self.address.port}"
+        try:
+            client.connect(
+                self.address.host,
+                port=self.address.port,
+                username=self.address.user,
+                key_filename=str(self.identity) if self.identity else None,
+                password=self.password,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                allow_agent=self.identity is None,
+                look_for_keys=self.identity is None,
+            )
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise NodeError(
+                f"{self.name}: host key of {where} changed since first contact; if the node was "
+                f"rebuilt, remove its line from {self.known_hosts}"
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise NodeError(f"{self.name}: authentication to {where} failed (check --identity)") from None
+        except TimeoutError:
+            client.close()
+            raise NodeError(f"{self.name}: no answer from {where} within {self.connect_timeout:g} s") from None
+        except (OSError, paramiko.SSHException) as exc:
+            client.close()
+            raise NodeError(f"{self.name}: cannot connect to {where}: {exc}") from None
+        self._client = client
+
+    def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
+            input_text: str | None = None) -> CommandResult:
+        """Run a command (a shell string, or an argv list that is quoted here)."""
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        text = command if isinstance(command, str) else shlex.join(command)
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            self.close()
+            self.connect()  # reconnect once when the transport died
+            assert self._client is not None
+            transport = self._client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=self.connect_timeout)
+        channel.settimeout(1.0)
+        channel.exec_command(text)
+        if input_text is not None:
+            channel.sendall(input_text.encode())
+        channel.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            while channel.recv_ready():
+                out += channel.recv(65536)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            if time.monotonic() > deadline:
+                channel.close()
+                return CommandResult(text, 124, out.decode(errors="replace"),
+                                     f"timed out after {timeout:g} s on {self.name}")
+            try:
+                chunk = channel.recv(65536)
+                if chunk:
+                    out += chunk
+                elif channel.exit_status_ready():
+                    continue
+            except TimeoutError:
+                pass
+        rc = channel.recv_exit_status()
+        channel.close()
+        return CommandResult(text, rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> SSHNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

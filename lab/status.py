@@ -1,0 +1,153 @@
+"""A typed view of `crm_mon --output-as=xml`: where pacemaker says things run.
+
+Resource state is taken from crm_mon, never re-derived from the CIB's status
+history: an old successful monitor record stays after a stop or a move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from xml.etree.ElementTree import Element
+
+from lab.cib import normalise_role
+from lab.errors import InputError
+from lab.scores import is_true
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    online: bool
+    standby: bool
+    standby_onfail: bool
+    maintenance: bool
+    pending: bool
+    unclean: bool
+    shutdown: bool
+    is_dc: bool
+    type: str
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    """One resource instance as crm_mon reports it (a clone lists one per instance)."""
+
+    id: str
+    agent: str
+    role: str
+    target_role: str | None
+    active: bool
+    orphaned: bool
+    blocked: bool
+    managed: bool
+    failed: bool
+    nodes: tuple[str, ...]
+    parents: tuple[str, ...]  # enclosing group/clone/bundle ids, innermost first
+
+    @property
+    def base_id(self) -> str:
+        """The configured id: anonymous clone instances are reported as 'id:N'."""
+        return self.id.split(":", 1)[0]
+
+    @property
+    def running(self) -> bool:
+        return self.active and self.role in ("Started", "Promoted", "Unpromoted") and bool(self.nodes)
+
+
+@dataclass(frozen=True)
+class Failure:
+    resource: str
+    node: str
+    task: str
+    exit_reason: str
+
+
+@dataclass(frozen=True)
+class Status:
+    nodes: Mapping[str, NodeState]
+    resources: tuple[ResourceState, ...]
+    failures: tuple[Failure, ...]
+    dc: str | None
+    quorate: bool | None  # None when no DC reports it (a saved CIB)
+    cluster_options: Mapping[str, str]
+
+    def instances(self, rsc_id: str) -> list[ResourceState]:
+        """All instances of a configured resource id (primitive or clone instance)."""
+        return [r for r in self.resources if r.base_id == rsc_id]
+
+    def running_nodes(self, rsc_id: str) -> list[str]:
+        return [n for r in self.instances(rsc_id) if r.running for n in r.nodes]
+
+    def online_nodes(self) -> list[str]:
+        return [n.name for n in self.nodes.values() if n.online and not n.pending]
+
+
+def status_from_element(root: Element) -> Status:
+    """Build the view from crm_mon's XML (pacemaker 2.0+ <pacemaker-result> or 1.1 <crm_mon>)."""
+    if root.tag not in ("pacemaker-result", "crm_mon"):
+        raise InputError(f"crm_mon output has root <{root.tag}>, expected <pacemaker-result>")
+    nodes = {}
+    for node in root.iterfind("nodes/node"):
+        name = node.get("name", "")
+        nodes[name] = NodeState(
+            name=name,
+            online=is_true(node.get("online")),
+            standby=is_true(node.get("standby")),
+            standby_onfail=is_true(node.get("standby_onfail")),
+            maintenance=is_true(node.get("maintenance")),
+            pending=is_true(node.get("pending")),
+            unclean=is_true(node.get("unclean")),
+            shutdown=is_true(node.get("shutdown")),
+            is_dc=is_true(node.get("is_dc")),
+            type=node.get("type", "member"),
+        )
+    resources = tuple(_walk(root.find("resources"), ()))
+    failures = tuple(
+        Failure(
+            resource=f.get("op_key", "").rsplit("_", 2)[0],
+            node=f.get("node", ""),
+            task=f.get("task", ""),
+            exit_reason=f.get("exitreason", ""),
+        )
+        for f in root.iterfind("failures/failure")
+    )
+    dc_el = root.find("summary/current_dc")
+    dc = None
+    quorate = None
+    if dc_el is not None and is_true(dc_el.get("present")):
+        dc = dc_el.get("name")
+        quorate = is_true(dc_el.get("with_quorum"))
+    options_el = root.find("summary/cluster_options")
+    options = dict(options_el.attrib) if options_el is not None else {}
+    return Status(
+        nodes=MappingProxyType(nodes),
+        resources=resources,
+        failures=failures,
+        dc=dc,
+        quorate=quorate,
+        cluster_options=MappingProxyType(options),
+    )
+
+
+def _walk(element: Element | None, parents: tuple[str, ...]) -> Iterator[ResourceState]:
+    if element is None:
+        return
+    for child in element:
+        if child.tag == "resource":
+            yield ResourceState(
+                id=child.get("id", ""),
+                agent=child.get("resource_agent", ""),
+                role=normalise_role(child.get("role", "")) or "",
+                target_role=normalise_role(child.get("target_role")),
+                active=is_true(child.get("active")),
+                orphaned=is_true(child.get("orphaned")),
+                blocked=is_true(child.get("blocked")),
+                managed=is_true(child.get("managed", "true")),
+                failed=is_true(child.get("failed")),
+                nodes=tuple(n.get("name", "") for n in child.findall("node")),
+                parents=parents,
+            )
+        elif child.tag in ("group", "clone", "bundle", "replica"):
+            yield from _walk(child, (child.get("id", ""), *parents))
