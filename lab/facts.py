@@ -128,14 +128,19 @@ def _status_from_result(result: CommandResult, where: str) -> Status | None:
 # sudo -n only when not root; tools that are missing simply give rc 127.
 GATHER_SCRIPT = r"""
 S=""; [ "$(id -u)" -eq 0 ] || S="sudo -n"
-sec() { n=$1; shift; o=$("$@" 2>/dev/null); r=$?; printf '==LAB== %s %s\n' "$n" "$r"; printf '%s' "$o" | base64 | tr -d '\n'; echo; }
+sec() {
+  n=$1; shift; o=$("$@" 2>/dev/null); r=$?
+  printf '==LAB== %s %s\n' "$n" "$r"; printf '%s' "$o" | base64 | tr -d '\n'; echo
+}
 sec hostname uname -n
 sec cib $S cibadmin --query
 sec crm_mon $S crm_mon --one-shot --inactive --output-as=xml
 sec corosync_conf $S cat /etc/corosync/corosync.conf
 sec quorum $S corosync-quorumtool -s
 sec cfgtool $S corosync-cfgtool -s
-for u in corosync pacemaker pcsd; do sec "active_$u" systemctl is-active "$u"; sec "enabled_$u" systemctl is-enabled "$u"; done
+for u in corosync pacemaker pcsd; do
+  sec "active_$u" systemctl is-active "$u"; sec "enabled_$u" systemctl is-enabled "$u"
+done
 sec known_hosts $S cat /var/lib/pcsd/known-hosts
 sec tokens $S cat /var/lib/pcsd/tokens
 sec pcs_version sh -c 'dpkg-query -W -f "\${Version}" pcs 2>/dev/null || rpm -q --qf "%{VERSION}" pcs'

@@ -1,0 +1,34 @@
+"""Shared fixtures: real cluster states made by the real pacemaker tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.exercises import load
+from lab.facts import facts_from_cib_file
+from lab.grading import Report, grade
+from lab.offline import OfflineCluster
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> OfflineCluster:
+    """An empty two-node cluster (stonith disabled), online and quorate."""
+    return OfflineCluster.empty(tmp_path / "cib.xml")
+
+
+def grade_file(exercise_id: str, path: Path) -> Report:
+    return grade(load(exercise_id), facts_from_cib_file(path))
+
+
+def start_state(exercise_id: str, tmp_path: Path) -> OfflineCluster:
+    """The exercise's start state, built from its own start commands."""
+    cluster = OfflineCluster.empty(tmp_path / f"{exercise_id}.xml")
+    cluster.run_all(load(exercise_id).start.commands)
+    cluster.simulate()
+    return cluster
+
+
+def failed_checks(report: Report) -> list[str]:
+    return [o.id for o in report.outcomes if o.passed is False]

@@ -1,0 +1,31 @@
+"""Each CIB-judged seed exercise: its start state is red, both reference solutions turn it green."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.exercises import load, load_all
+from tests.conftest import failed_checks, grade_file, start_state
+
+CIB_JUDGED = [e.id for e in load_all() if not e.live_only]
+
+
+@pytest.mark.parametrize("exercise_id", CIB_JUDGED)
+def test_start_state_is_red(exercise_id: str, tmp_path: Path) -> None:
+    cluster = start_state(exercise_id, tmp_path)
+    report = grade_file(exercise_id, cluster.path)
+    assert not report.passed
+    assert failed_checks(report)
+
+
+@pytest.mark.parametrize("tool", ["pcs", "crmsh"])
+@pytest.mark.parametrize("exercise_id", CIB_JUDGED)
+def test_reference_solution_is_green(exercise_id: str, tool: str, tmp_path: Path) -> None:
+    exercise = load(exercise_id)
+    cluster = start_state(exercise_id, tmp_path)
+    cluster.run_all(exercise.solution_pcs if tool == "pcs" else exercise.solution_crmsh)
+    cluster.simulate()
+    report = grade_file(exercise_id, cluster.path)
+    assert report.passed, [(o.id, o.message) for o in report.outcomes]
