@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -60,6 +61,26 @@ class Exercise:
         if pcs_generation(pcs_version) == "0.9" and self.solution_pcs09 is not None:
             return self.solution_pcs09
         return self.solution_pcs
+
+
+# Offline states never contact the VIP; TEST-NET-1 keeps it clearly not real.
+OFFLINE_VIP = "192.0.2.10"
+
+
+def command_context(nodes: Sequence[str], *, vip_ip: str = OFFLINE_VIP, password: str = "") -> dict[str, str]:
+    """Values for the {placeholders} of start and solution commands."""
+    context = {"nodes": " ".join(nodes), "vip_ip": vip_ip, "password": password,
+               "first_node": nodes[0], "last_node": nodes[-1]}
+    context.update({f"node{i}": name for i, name in enumerate(nodes, start=1)})
+    return context
+
+
+def render_command(command: str, context: dict[str, str]) -> str:
+    """Fill placeholders; a literal brace in a command is written {{ or }}."""
+    try:
+        return command.format(**context)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ExerciseSchemaError(f"command '{command}' has an unknown placeholder: {exc}") from None
 
 
 def pcs_generation(version: str | None) -> str:

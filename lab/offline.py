@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.exercises import command_context, render_command
 from lab.runner import CommandResult, require_ok, run_local
 
 # Inside a command, `pcs` works on the file and `crm` reads CIB_file, so the same
@@ -40,7 +41,7 @@ class OfflineCluster:
 
     def run(self, command: str, substitutions: dict[str, str] | None = None) -> CommandResult:
         """Run one shell command against the file; raise LabError when it fails."""
-        text = command.format(**(substitutions or {"nodes": " ".join(self.nodes)}))
+        text = render_command(command, substitutions or command_context(self.nodes))
         result = run_local(["sh", "-c", _PREAMBLE + text],
                            env={"CIB_file": str(self.path), "CIB_shadow": ""}, timeout=120)
         return require_ok(result, f"'{text}'")

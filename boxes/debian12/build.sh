@@ -132,9 +132,15 @@ step "4/6 extlinux + MBR"
 extlinux --install "$MNT/boot/extlinux" >/dev/null 2>&1 || extlinux --install "$MNT/boot/extlinux"
 sync
 umount "$MNT"
-# The boot sector must know where its partition starts (hidden sectors = 2048).
+# The boot sector must know where its partition starts ("hidden sectors" at
+# byte 28 of the partition's first sector).  extlinux asks the block device
+# (HDIO_GETGEO), which loop devices do not answer, so it writes 0: set 2048.
 hidden=$(od -An -tu4 -j $((2048 * 512 + 28)) -N4 "$RAW" | tr -d ' ')
-[ "$hidden" = 2048 ] || die "extlinux wrote hidden sectors $hidden, expected 2048"
+if [ "$hidden" != 2048 ]; then
+  printf '\x00\x08\x00\x00' | dd of="$RAW" bs=1 seek=$((2048 * 512 + 28)) conv=notrunc status=none
+  hidden=$(od -An -tu4 -j $((2048 * 512 + 28)) -N4 "$RAW" | tr -d ' ')
+  [ "$hidden" = 2048 ] || die "could not set hidden sectors (read back $hidden)"
+fi
 losetup -d "$LOOP"; LOOP=""
 
 step "5/6 qcow2"
