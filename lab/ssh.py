@@ -6,6 +6,7 @@ file of the lab's own and checked on every later connection.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import threading
 import time
@@ -17,6 +18,10 @@ import paramiko
 
 from lab.errors import NodeError, UsageError
 from lab.runner import CommandResult
+
+# paramiko logs transport failures (e.g. "Error reading SSH protocol banner") from its own
+# thread; without a handler Python prints them to stderr next to our one-line error.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class SSHNode:
             client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(_RecordNewKey(self.known_hosts, _known_hosts_lock))
         where = f"{self.address.user}@{self.address.host}:{self.address.port}"
+        started = time.monotonic()
         try:
             client.connect(
                 self.address.host,
@@ -126,6 +132,11 @@ class SSHNode:
             raise NodeError(f"{self.name}: no answer from {where} within {self.connect_timeout:g} s") from None
         except (OSError, paramiko.SSHException) as exc:
             client.close()
+            if time.monotonic() - started >= self.connect_timeout:
+                # paramiko goes on after a handshake that timed out and then fails with
+                # unhelpful messages ("No existing session"): say what happened.
+                raise NodeError(f"{self.name}: no SSH answer from {where} within "
+                                f"{self.connect_timeout:g} s") from None
             raise NodeError(f"{self.name}: cannot connect to {where}: {exc}") from None
         self._client = client
 

@@ -1,0 +1,39 @@
+# Failover Lab: `make lab` brings up a practice cluster, `make test` runs the tests.
+PYTHON ?= python3
+NODES ?= 2
+
+.PHONY: lab deps test test-fast test-vm test-catalogue lint bench box
+
+deps:
+	bash .ci/host-deps.sh
+	$(PYTHON) -m pip install -q -e '.[vm,test]'
+
+box: deps
+	bash boxes/debian12/build.sh
+
+lab: box
+	bash .ci/libvirt-up.sh
+	lab doctor
+	lab up --nodes $(NODES)
+
+# The default test run: offline grading tests, SSH tests on a loopback sshd, and the
+# end-to-end VM test (box build, lab up, every seed exercise, lab destroy).
+test: deps
+	bash .ci/libvirt-up.sh
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -q -ra tests
+
+# Everything except real VMs (a few minutes).
+test-fast: deps
+	$(PYTHON) -m pytest -q -ra -m "not vm" tests
+
+# The whole catalogue live on VMs (long; see README).
+test-catalogue: deps
+	bash .ci/libvirt-up.sh
+	LAB_CATALOGUE=1 $(PYTHON) -m pytest -q -ra -m catalogue tests
+
+lint:
+	$(PYTHON) -m ruff check .
+
+bench: deps
+	$(PYTHON) bench/grade_offline.py

@@ -1,0 +1,244 @@
+"""Grading over SSH against a real sshd on 127.0.0.1 whose sessions read a CIB file.
+
+`lab check EX --node ...` must reach the same verdicts as `lab check EX --cib FILE`
+on the same state, refuse a changed host key, and turn dead, closed or hanging nodes
+into bounded failures (exit 2, or FAILED checks) and never into a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.exercises import load
+from lab.offline import OfflineCluster
+from tests.sshd import Sshd, free_port, make_key, running_sshd, throwaway_user
+
+pytestmark = pytest.mark.skipif(shutil.which("crm_mon") is None, reason="needs pacemaker-cli-utils")
+
+
+@pytest.fixture(scope="module")
+def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """resource-create's start state (failing) and its solved state (passing), made by the real tools."""
+    base = tmp_path_factory.mktemp("states")
+    failing = OfflineCluster.empty(base / "failing.xml")
+    failing.run_all(load("resource-create").start.commands)
+    failing.simulate()
+    passing = failing.copy(base / "passing.xml")
+    passing.run_all(load("resource-create").solution_pcs)
+    passing.simulate()
+    return {"failing": failing.path, "passing": passing.path}
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """One sshd for the module; tests copy the state they need into its CIB file."""
+    work = tmp_path_factory.mktemp("sshd")
+    cib = work / "remote-cib.xml"
+    cib.write_text("<cib/>")
+    with running_sshd(work, cib) as server:
+        yield server
+
+
+@pytest.fixture
+def lab_home(tmp_path: Path) -> Path:
+    home = tmp_path / "lab-home"
+    home.mkdir()
+    return home
+
+
+def lab(home: Path, *args: str, timeout: float = 90) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the real `lab` command line with LAB_HOME=home; return the process and its duration."""
+    env = dict(os.environ, LAB_HOME=str(home))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc, time.perf_counter() - start
+
+
+def verdicts(proc: subprocess.CompletedProcess) -> dict[str, bool | None]:
+    return {c["id"]: c["passed"] for c in json.loads(proc.stdout)["checks"]}
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("state", ["passing", "failing"])
+def test_ssh_verdicts_match_cib_file(state: str, states: dict[str, Path], sshd: Sshd, lab_home: Path) -> None:
+    shutil.copyfile(states[state], sshd.cib)
+    offline, _ = lab(lab_home, "check", "resource-create", "--cib", str(states[state]), "--format", "json")
+    live, took = lab(lab_home, "check", "resource-create", "--node", sshd.spec("node1"),
+                     "--node", sshd.spec("node2"), "--identity", str(sshd.client_key), "--format", "json")
+    assert live.returncode == offline.returncode == (0 if state == "passing" else 1), (live.stderr, offline.stderr)
+    assert verdicts(live) == verdicts(offline)
+    assert all(verdicts(live).values()) is (state == "passing")
+    assert json.loads(live.stdout)["passed"] is (state == "passing")
+    # Trust on first use: the host key was recorded in the lab's own known_hosts.
+    known = (lab_home / "known_hosts").read_text()
+    assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in known
+    assert took < 30
+
+
+def test_changed_host_key_is_refused(states: dict[str, Path], tmp_path: Path, lab_home: Path) -> None:
+    cib = tmp_path / "cib.xml"
+    shutil.copyfile(states["passing"], cib)
+    port = free_port()
+    client_key = make_key(tmp_path / "client_key")
+    argv = ("check", "resource-create", "--node", f"node1=root@127.0.0.1:{port}",
+            "--identity", str(client_key), "--format", "json")
+    with running_sshd(tmp_path / "first", cib, port=port, client_key=client_key):
+        first, _ = lab(lab_home, *argv)
+    assert first.returncode == 0, first.stderr
+    known_before = (lab_home / "known_hosts").read_text()
+    with running_sshd(tmp_path / "second", cib, port=port, client_key=client_key):  # a new host key
+        second, took = lab(lab_home, *argv)
+        text, _ = lab(lab_home, *argv[:-2])
+    assert_one_line_error(second, "host key", "node1", str(port))
+    assert_one_line_error(text, "host key")
+    assert (lab_home / "known_hosts").read_text() == known_before  # the impostor's key is not recorded
+    assert took < 30
+
+
+def test_closed_port_is_an_error_when_it_is_the_whole_lab(sshd: Sshd, lab_home: Path) -> None:
+    dead = free_port()
+    proc, took = lab(lab_home, "check", "resource-create", "--node", f"node1=root@127.0.0.1:{dead}",
+                     "--identity", str(sshd.client_key))
+    assert_one_line_error(proc, "node1", "reachable")
+    assert took < 30
+
+
+@pytest.mark.parametrize("exercise_id", ["cluster-setup", "troubleshoot-offline"])
+def test_one_dead_node_fails_live_checks(exercise_id: str, states: dict[str, Path], sshd: Sshd,
+                                         lab_home: Path) -> None:
+    shutil.copyfile(states["passing"], sshd.cib)
+    dead = free_port()
+    proc, took = lab(lab_home, "check", exercise_id, "--node", sshd.spec("node1"),
+                     "--node", f"node2=root@127.0.0.1:{dead}", "--identity", str(sshd.client_key),
+                     "--format", "json")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["passed"] is False
+    assert all(c["passed"] is False for c in report["checks"]), report
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert "node2" in by_id["daemons"]["message"]
+    assert all(c["message"] for c in report["checks"])
+    assert took < 30
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1 that accepts and then never completes SSH (a hung node)."""
+
+    def __init__(self, banner: bytes = b"") -> None:
+        self.banner = banner
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            if self.banner:
+                conn.sendall(self.banner)
+            self.held.append(conn)  # read nothing, answer nothing
+
+    def __enter__(self) -> SilentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("banner", [b"", b"SSH-2.0-OpenSSH_9.2\r\n"], ids=["silent", "banner-then-silent"])
+def test_hanging_node_times_out(banner: bytes, sshd: Sshd, states: dict[str, Path], lab_home: Path) -> None:
+    with SilentServer(banner) as hung:
+        alone, took = lab(lab_home, "check", "resource-create", "--node", f"node1=root@127.0.0.1:{hung.port}",
+                          "--identity", str(sshd.client_key), "--timeout", "2")
+        assert_one_line_error(alone, "node1")
+        assert took < 20
+        shutil.copyfile(states["passing"], sshd.cib)
+        mixed, took = lab(lab_home, "check", "troubleshoot-offline", "--node", sshd.spec("node1"),
+                          "--node", f"node2=root@127.0.0.1:{hung.port}", "--identity", str(sshd.client_key),
+                          "--timeout", "2", "--format", "json")
+    assert mixed.returncode == 1, mixed.stderr
+    report = json.loads(mixed.stdout)
+    assert all(c["passed"] is False for c in report["checks"])
+    assert any("node2" in c["message"] for c in report["checks"])
+    assert took < 20
+
+
+@pytest.mark.parametrize("spec", [
+    "node1",
+    "node1=127.0.0.1",
+    "=root@127.0.0.1",
+    "node1=@127.0.0.1",
+    "node1=root@",
+    "node1=root@127.0.0.1:ssh",
+    "node1=root@127.0.0.1:0",
+    "node1=root@127.0.0.1:70000",
+])
+def test_bad_node_syntax_is_a_usage_error(spec: str, lab_home: Path, tmp_path: Path) -> None:
+    key = make_key(tmp_path / "key")
+    proc, took = lab(lab_home, "check", "resource-create", "--node", spec, "--identity", str(key))
+    assert_one_line_error(proc, "--node")
+    assert took < 10
+
+
+def test_other_node_usage_errors(sshd: Sshd, lab_home: Path, tmp_path: Path) -> None:
+    twice, _ = lab(lab_home, "check", "resource-create", "--node", sshd.spec("node1"), "--node",
+                   sshd.spec("node1"), "--identity", str(sshd.client_key))
+    assert_one_line_error(twice, "twice")
+    missing, _ = lab(lab_home, "check", "resource-create", "--node", sshd.spec("node1"),
+                     "--identity", str(tmp_path / "no-such-key"))
+    assert_one_line_error(missing, "identity")
+    wrong_key = make_key(tmp_path / "wrong_key")
+    refused, _ = lab(lab_home, "check", "resource-create", "--node", sshd.spec("node1"),
+                     "--identity", str(wrong_key))
+    assert_one_line_error(refused, "authentication")
+
+
+def test_non_root_user_without_sudo_fails_cleanly(states: dict[str, Path], tmp_path: Path, lab_home: Path) -> None:
+    """Gathering uses `sudo -n` when not root; without (working) sudo the check fails, never passes."""
+    cib = tmp_path / "cib.xml"
+    shutil.copyfile(states["passing"], cib)
+    cib.chmod(0o644)
+    with throwaway_user("labsshtest") as user, \
+            running_sshd(tmp_path / "sshd", cib, users=("root", user)) as server:
+        proc, took = lab(lab_home, "check", "resource-create", "--node", server.spec("node1", user),
+                         "--identity", str(server.client_key), "--format", "json")
+    if shutil.which("sudo") is not None:
+        pytest.skip("sudo is installed: the non-root outcome depends on its policy")
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["passed"] is False
+    assert all(c["passed"] is False for c in report["checks"]), report
+    assert all("readable CIB" in c["message"] for c in report["checks"])
+    assert took < 30
