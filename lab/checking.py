@@ -32,6 +32,10 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
     finally:
         for node in nodes:
             node.close()
+    changed = [n.name for n in nodes if n.host_key_changed]
+    if changed:  # a possible impostor: refuse to grade at all, even if other nodes answered
+        errors = "; ".join(facts.nodes[name].error or name for name in changed)
+        raise NodeError(errors)
     if all(not n.reachable for n in facts.nodes.values()):
         reasons = "; ".join(n.error or n.name for n in facts.nodes.values())
         raise NodeError(f"no node of the lab is reachable: {reasons}")

@@ -93,6 +93,7 @@ class SSHNode:
         self.connect_timeout = connect_timeout
         self.password = password
         self._client: paramiko.SSHClient | None = None
+        self.host_key_changed = False
 
     @property
     def name(self) -> str:
@@ -120,6 +121,7 @@ class SSHNode:
             )
         except paramiko.BadHostKeyException:
             client.close()
+            self.host_key_changed = True
             raise NodeError(
                 f"{self.name}: host key of {where} changed since first contact; if the node was "
                 f"rebuilt, remove its line from {self.known_hosts}"

@@ -95,22 +95,30 @@ def test_ssh_verdicts_match_cib_file(state: str, states: dict[str, Path], sshd: 
     assert took < 30
 
 
-def test_changed_host_key_is_refused(states: dict[str, Path], tmp_path: Path, lab_home: Path) -> None:
+def test_changed_host_key_is_refused(states: dict[str, Path], sshd: Sshd, tmp_path: Path,
+                                     lab_home: Path) -> None:
+    shutil.copyfile(states["passing"], sshd.cib)
     cib = tmp_path / "cib.xml"
     shutil.copyfile(states["passing"], cib)
     port = free_port()
-    client_key = make_key(tmp_path / "client_key")
-    argv = ("check", "resource-create", "--node", f"node1=root@127.0.0.1:{port}",
-            "--identity", str(client_key), "--format", "json")
-    with running_sshd(tmp_path / "first", cib, port=port, client_key=client_key):
-        first, _ = lab(lab_home, *argv)
+    key = str(sshd.client_key)
+    argv = ("check", "resource-create", "--node", f"node1=root@127.0.0.1:{port}", "--identity", key)
+    honest_and_changed = ("check", "resource-create", "--node", sshd.spec("node1"),
+                          "--node", f"node2=root@127.0.0.1:{port}", "--identity", key, "--format", "json")
+    with running_sshd(tmp_path / "first", cib, port=port, client_key=sshd.client_key):
+        first, _ = lab(lab_home, *argv, "--format", "json")
+        both, _ = lab(lab_home, *honest_and_changed)
     assert first.returncode == 0, first.stderr
+    assert both.returncode == 0, both.stderr
     known_before = (lab_home / "known_hosts").read_text()
-    with running_sshd(tmp_path / "second", cib, port=port, client_key=client_key):  # a new host key
-        second, took = lab(lab_home, *argv)
-        text, _ = lab(lab_home, *argv[:-2])
+    with running_sshd(tmp_path / "second", cib, port=port, client_key=sshd.client_key):  # a new host key
+        second, took = lab(lab_home, *argv, "--format", "json")
+        text, _ = lab(lab_home, *argv)
+        # One impostor among honest nodes: still refused, even though node1 alone would pass.
+        mixed, _ = lab(lab_home, *honest_and_changed)
     assert_one_line_error(second, "host key", "node1", str(port))
     assert_one_line_error(text, "host key")
+    assert_one_line_error(mixed, "host key", "node2")
     assert (lab_home / "known_hosts").read_text() == known_before  # the impostor's key is not recorded
     assert took < 30
 
