@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checks import Verdict, check, fail, ok
-from lab.cib import Cib, Resource
+from lab.cib import Cib, Resource, normalise_role
 from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
 
@@ -44,9 +44,13 @@ def monitor_interval(facts: Facts, resource: str, interval: str, role: str | Non
     rsc = _find(facts.cib, resource)
     if rsc is None:
         return _missing(facts.cib, resource)
+    # An op without a role and one with role=Started both run while the resource is
+    # started (verified with crm_simulate: `op monitor interval=30 role=Started`).
+    default_roles = (None, "Started")
+    wanted = default_roles if role in default_roles else (normalise_role(role),)
     monitors = [
         op for op in facts.cib.operations_of(resource)
-        if op.name == "monitor" and op.enabled and op.recurring and op.role == role
+        if op.name == "monitor" and op.enabled and op.recurring and op.role in wanted
     ]
     if not monitors:
         return fail(f"'{resource}' has no enabled recurring monitor operation")

@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 
 _NUMBER = re.compile(r"[ \t\n\r\f]*([0-9.]+)[ \t\n\r\f]*(.*)$", re.S)
-_ISO = re.compile(
-    r"P(?:(?P<Y>\d+)Y)?(?:(?P<Mo>\d+)M)?(?:(?P<W>\d+)W)?(?:(?P<D>\d+)D)?"
-    r"(?:T(?:(?P<H>\d+)H)?(?:(?P<Mi>\d+)M)?(?:(?P<S>\d+)S)?)?$"
-)
+_MAX_INTERVAL_MS = 4_294_967_295  # pacemaker keeps intervals in a guint
 # Pacemaker compares unit prefixes case-insensitively, in this order
 # ("30sec", "30 seconds" and "30s" are all 30 s; "30x" is rejected).
-_UNIT_PREFIXES = (("ms", 1.0), ("us", 0.001), ("s", 1000.0), ("m", 60_000.0), ("h", 3_600_000.0))
+# (prefix, multiplier, divisor): integer arithmetic as in pacemaker, "1500us" is 1 ms.
+_UNIT_PREFIXES = (("ms", 1, 1), ("us", 1, 1000), ("s", 1000, 1), ("m", 60_000, 1), ("h", 3_600_000, 1))
 
 
 def parse_ms(text: str | None) -> int | None:
@@ -37,32 +35,83 @@ def parse_ms(text: str | None) -> int | None:
     if not digits.isdigit():
         return None
     if unit in ("", "\n", "\r") or unit[0] in "\n\r":
-        factor = 1000.0
+        multiplier, divisor = 1000, 1
     else:
-        for prefix, unit_factor in _UNIT_PREFIXES:
-            if unit.startswith(prefix):
-                factor = unit_factor
-                break
-        else:
+        found = next((u for u in _UNIT_PREFIXES if unit.startswith(u[0])), None)
+        if found is None:
             return None
-    return int(int(digits) * factor)
+        multiplier, divisor = found[1], found[2]
+    return min(int(digits) * multiplier // divisor, _MAX_INTERVAL_MS)
 
 
 def _parse_iso(text: str) -> int | None:
-    match = _ISO.match(text)
-    if not match or text in ("P", "PT") or text.endswith("T"):
+    """An ISO 8601 duration as pacemaker 2.1 reads it (crm_time_parse_duration).
+
+    Measured against pacemaker 2.1.5 (tests/test_views.py): units may come in any
+    order and T only tells minutes from months ("P30S" and "P1H" are accepted);
+    parsing stops at whitespace or "/"; a month counts 30 days; and days count one
+    less than written ("P1D" is 0, "P1W" is 6 days, "P1DT30S" is 30 s). Years are
+    refused: pacemaker counts them as calendar years since year 1 ("PT1Y" is 0).
+    """
+    if len(text) < 2 or text[1].isspace():
         return None
-    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    if "Y" in parts or "Mo" in parts:
-        return None  # calendar lengths are not a fixed interval
-    seconds = (
-        parts.get("W", 0) * 604_800
-        + parts.get("D", 0) * 86_400
-        + parts.get("H", 0) * 3_600
-        + parts.get("Mi", 0) * 60
-        + parts.get("S", 0)
-    )
-    return seconds * 1000
+    years = months = days = seconds = 0
+    is_time = False
+    index = 1
+    while index < len(text) and text[index] != "/" and not text[index].isspace():
+        if text[index] == "T":
+            is_time = True
+            index += 1
+            continue
+        value, index = _iso_int(text, index)
+        if value is None or index >= len(text):
+            return None
+        unit = text[index]
+        if unit == "Y":
+            years = value
+        elif unit == "M" and is_time:
+            seconds += value * 60
+        elif unit == "M":
+            months = value
+        elif unit == "W":
+            days += value * 7
+        elif unit == "D":
+            days += value
+        elif unit == "H":
+            seconds += value * 3_600
+        elif unit == "S":
+            seconds += value
+        else:
+            return None
+        index += 1
+    if years:
+        return None  # calendar years are not a fixed interval
+    total = seconds + (86_400 * 30 * months if months > 0 else 0)
+    total += 86_400 * (days - 1) if days > 0 else 0
+    if total < 0:
+        return None  # pacemaker warns and uses 0
+    return min(total * 1000, _MAX_INTERVAL_MS)
+
+
+def _iso_int(text: str, index: int) -> tuple[int | None, int]:
+    """pacemaker's parse_int: an optional sign, up to 10 digits; a fraction reads as 0."""
+    fraction = negate = False
+    if text[index] in ".,":
+        fraction = True
+        index += 1
+    elif text[index] == "-":
+        negate = True
+        index += 1
+    elif text[index] in "+:":
+        index += 1
+    digits = ""
+    while index < len(text) and text[index].isdigit() and (fraction or len(digits) < 10):
+        digits += text[index]
+        index += 1
+    if not digits:
+        return None, index
+    value = 0 if fraction else int(digits)
+    return (-value if negate else value), index
 
 
 def format_ms(ms: int) -> str:
