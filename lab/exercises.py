@@ -154,6 +154,9 @@ def parse_exercise(data: dict, path: Path) -> Exercise:
         cwhere = f"{where} checks[{index}]"
         if not isinstance(raw, dict):
             raise ExerciseSchemaError(f"{cwhere}: must be a table")
+        extra = set(raw) - {"id", "check", "description", "points", "params"}
+        if extra:
+            raise ExerciseSchemaError(f"{cwhere}: unknown field(s) {', '.join(sorted(extra))}")
         check_id = _require(raw, "id", str, cwhere)
         if check_id in seen:
             raise ExerciseSchemaError(f"{cwhere}: duplicate check id '{check_id}'")

@@ -8,7 +8,10 @@ prints every section, each base64-encoded with its exit code.
 from __future__ import annotations
 
 import base64
+import codecs
+import re
 import shlex
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,17 +90,27 @@ def load_cib_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    # A CIB saved through a Windows shell redirect is UTF-16 with a byte order mark.
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    codec = next((name for bom, name in boms if data.startswith(bom)), "utf-8")
     try:
-        return data.decode("utf-8")
+        return data.decode(codec)
     except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
+        raise InputError(f"{path} is not UTF-8 or UTF-16 text") from None
 
 
 def facts_from_cib_file(path: Path) -> Facts:
     """Facts from a saved CIB (cibadmin --query, or crm_simulate -S -O)."""
     text = load_cib_text(path)
     cib = cib_from_element(parse_untrusted(text, str(path)))
-    result = crm_mon_on_cib_file(path)
+    if text.encode("utf-8") != path.read_bytes():
+        # crm_mon reads the file itself: give it the same text, re-encoded as UTF-8.
+        with tempfile.TemporaryDirectory(prefix="lab-cib-") as tmp:
+            copy = Path(tmp) / "cib.xml"
+            copy.write_text(re.sub(r"^\s*<\?xml[^>]*\?>", "", text), encoding="utf-8")
+            result = crm_mon_on_cib_file(copy)
+    else:
+        result = crm_mon_on_cib_file(path)
     if result.returncode == 127:
         raise UsageError("crm_mon not found: grading a CIB file needs pacemaker's CLI tools "
                          "(Debian/Ubuntu: apt-get install pacemaker-cli-utils)")

@@ -210,3 +210,19 @@ def test_copied_exercise_file_is_fine(tmp_path: Path, real_cib: Path) -> None:
 def test_bad_flags(args: list[str], tmp_path: Path) -> None:
     proc = lab_cli(*args)
     assert_one_line_error(proc)
+
+
+def test_utf16_cib_with_bom_is_graded_like_utf8(tmp_path) -> None:
+    """A CIB saved through a Windows shell redirect (UTF-16 + BOM) is the same CIB."""
+    from lab.offline import OfflineCluster
+    from tests.conftest import grade_file
+
+    cluster = OfflineCluster.empty(tmp_path / "cib.xml")
+    cluster.run("pcs resource create Dummy ocf:pacemaker:Dummy op monitor interval=30s")
+    cluster.simulate()
+    utf16 = tmp_path / "utf16.xml"
+    utf16.write_bytes(cluster.path.read_text().encode("utf-16"))
+    plain = grade_file("resource-create", cluster.path)
+    converted = grade_file("resource-create", utf16)
+    assert plain.passed and converted.passed
+    assert [o.passed for o in plain.outcomes] == [o.passed for o in converted.outcomes]
