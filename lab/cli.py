@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="SSH connect timeout in seconds")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
+    p = sub.add_parser("report", help="grade many labs at once from a roster (instructors)")
+    p.add_argument("exercise")
+    p.add_argument("roster", type=Path, help="TOML file: [[lab]] name = ..., nodes = [...] or cib = ...")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--parallel", type=int, default=8, help="labs graded at the same time")
+    p.add_argument("--timeout", type=float, default=10.0, help="SSH connect timeout in seconds")
+
     from lab import cli_vm
 
     cli_vm.add_commands(sub)
@@ -99,7 +106,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check}
+def cmd_report(args: argparse.Namespace) -> int:
+    from lab import reports
+    from lab.exercises import load
+
+    exercise = load(args.exercise)
+    entries = reports.load_roster(args.roster)
+    results = reports.grade_roster(exercise, entries, parallel=args.parallel, timeout=args.timeout)
+    render = {"text": reports.roster_text, "json": reports.roster_json, "csv": reports.roster_csv}
+    print(render[args.format](exercise, results).rstrip("\n"))
+    return 0 if all(r.report and r.report.passed for r in results) else 1
+
+
+COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -250,3 +250,34 @@ def test_non_root_user_without_sudo_fails_cleanly(states: dict[str, Path], tmp_p
     assert all(c["passed"] is False for c in report["checks"]), report
     assert all("readable CIB" in c["message"] for c in report["checks"])
     assert took < 30
+
+
+def test_report_grades_many_labs_and_isolates_a_dead_one(states: dict[str, Path], sshd: Sshd,
+                                                          lab_home: Path, tmp_path: Path) -> None:
+    """`lab report`: a live lab over SSH, a saved CIB and a dead lab, one row each."""
+    shutil.copyfile(states["passing"], sshd.cib)
+    shutil.copyfile(states["failing"], tmp_path / "bob.xml")
+    roster = tmp_path / "roster.toml"
+    roster.write_text(
+        f'identity = "{sshd.client_key}"\n'
+        f'[[lab]]\nname = "alice"\nnodes = ["{sshd.spec("node1")}", "{sshd.spec("node2")}"]\n'
+        f'[[lab]]\nname = "bob"\ncib = "bob.xml"\n'
+        f'[[lab]]\nname = "carol"\nnodes = ["node1=root@127.0.0.1:{free_port()}"]\n'
+    )
+    proc, elapsed = lab(lab_home, "report", "resource-create", str(roster), "--format", "json",
+                        "--timeout", "3")
+    assert proc.returncode == 1, proc.stderr
+    rows = {row["lab"]: row for row in json.loads(proc.stdout)["labs"]}
+    assert rows["alice"]["passed"] is True and rows["alice"]["error"] is None
+    assert rows["bob"]["passed"] is False and rows["bob"]["score"] < rows["bob"]["max_score"]
+    assert rows["carol"]["passed"] is False and "node1" in rows["carol"]["error"]
+    assert elapsed < 60
+    text, _ = lab(lab_home, "report", "resource-create", str(roster), "--timeout", "3")
+    assert "alice" in text.stdout and "1/3 passed" in text.stdout
+
+
+def test_report_rejects_a_bad_roster(lab_home: Path, tmp_path: Path) -> None:
+    roster = tmp_path / "roster.toml"
+    roster.write_text('[[lab]]\nname = "x"\n')
+    proc, _ = lab(lab_home, "report", "resource-create", str(roster))
+    assert_one_line_error(proc, "nodes")

@@ -127,6 +127,18 @@ for u in apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upg
 done
 printf 'LANG=C.UTF-8\n' >"$R/etc/default/locale"
 
+# --- smaller box: drop kernel modules no VM of the lab can use -------------
+# (sound, graphics, media, wireless, bluetooth, infiniband, staging, iio):
+# about 200 MB less to copy into libvirt for every new machine.
+kdir="$R/usr/lib/modules/$kver/kernel"
+for d in sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband \
+         drivers/staging drivers/iio drivers/bluetooth drivers/isdn \
+         net/wireless net/mac80211 net/bluetooth; do
+  rm -rf "${kdir:?}/$d"
+done
+in_root depmod "$kver"
+
 # --- leave nothing host-specific or cached behind ---------------------------
+rm -f "$R"/var/cache/apt/archives/*.deb
 rm -rf "$R"/var/cache/apt/*.bin "$R"/var/lib/apt/lists/* "$R"/tmp/* "$R"/var/tmp/*
 find "$R/var/log" -type f -exec truncate -s 0 {} +
