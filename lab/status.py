@@ -7,7 +7,7 @@ history: an old successful monitor record stays after a stop or a move.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from xml.etree.ElementTree import Element
 
@@ -72,6 +72,15 @@ class Status:
     dc: str | None
     quorate: bool | None  # None when no DC reports it (a saved CIB)
     cluster_options: Mapping[str, str]
+    fail_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (resource, node) -> count
+
+    def failures_of(self, rsc_id: str) -> list[str]:
+        """Failed actions and fail counts still recorded for a resource, as readable text."""
+        found = [f"{f.task} failed on {f.node}" + (f" ({f.exit_reason})" if f.exit_reason else "")
+                 for f in self.failures if f.resource.split(":", 1)[0] == rsc_id]
+        found += [f"fail-count {count} on {node}" for (rsc, node), count in self.fail_counts.items()
+                  if rsc == rsc_id]
+        return found
 
     def instances(self, rsc_id: str) -> list[ResourceState]:
         """All instances of a configured resource id (primitive or clone instance)."""
@@ -106,13 +115,20 @@ def status_from_element(root: Element) -> Status:
     resources = tuple(_walk(root.find("resources"), ()))
     failures = tuple(
         Failure(
-            resource=f.get("op_key", "").rsplit("_", 2)[0],
+            resource=_failure_resource(f),
             node=f.get("node", ""),
             task=f.get("task", ""),
             exit_reason=f.get("exitreason", ""),
         )
         for f in root.iterfind("failures/failure")
     )
+    fail_counts: dict[tuple[str, str], int] = {}
+    for node in root.iterfind("node_history/node"):
+        for history in node.iterfind("resource_history"):
+            count = history.get("fail-count")
+            if count and count.isdigit() and int(count) > 0:
+                key = (history.get("id", "").split(":", 1)[0], node.get("name", ""))
+                fail_counts[key] = fail_counts.get(key, 0) + int(count)
     dc_el = root.find("summary/current_dc")
     dc = None
     quorate = None
@@ -128,7 +144,17 @@ def status_from_element(root: Element) -> Status:
         dc=dc,
         quorate=quorate,
         cluster_options=MappingProxyType(options),
+        fail_counts=MappingProxyType(fail_counts),
     )
+
+
+def _failure_resource(failure: Element) -> str:
+    """The resource of a failed action: op_key is RSC_TASK_INTERVAL and both may hold '_'."""
+    op_key = failure.get("op_key", "")
+    suffix = f"_{failure.get('task', '')}_{failure.get('interval', '0')}"
+    if failure.get("task") and op_key.endswith(suffix):
+        return op_key[: -len(suffix)]
+    return op_key.rsplit("_", 2)[0]
 
 
 def _walk(element: Element | None, parents: tuple[str, ...]) -> Iterator[ResourceState]:

@@ -1,0 +1,503 @@
+"""The VM lab lifecycle as small named steps over a state file: up, start, solve, destroy, ...
+
+Every step checks whether it is already true (state file, libvirt, the node itself)
+and is skipped if so; an interrupted `lab up` converges when run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from lab import faults as faultlib
+from lab import provision, virt
+from lab import vagrant as vg
+from lab.errors import LabError, NodeError, UsageError
+from lab.exercises import Exercise, command_context, load, render_command
+from lab.labstate import MAX_NODES, SSH_USER, Lab, current_name, labs_dir, write_atomic
+from lab.paths import lab_home
+from lab.progress import Progress
+from lab.ssh import NodeAddress, SSHNode
+
+DEFAULT_NODES = 2
+DEFAULT_MEMORY = 768
+DEFAULT_CPUS = 1
+BOOT_TIMEOUT = 600.0
+SNAP_INSTALLED = "installed"
+SNAP_CLUSTER = "cluster"
+
+
+# --- lab creation ------------------------------------------------------------
+
+def _pick_subnets(taken: Sequence[str]) -> tuple[str, str]:
+    """A free /24 for the cluster network and one for the management network."""
+    used = [ipaddress.ip_network(c) for c in taken]
+    for other in labs_dir().glob("*/state.json"):
+        try:
+            import json
+
+            data = json.loads(other.read_text())
+            used += [ipaddress.ip_network(data[k]) for k in ("private_cidr", "mgmt_cidr") if k in data]
+        except (OSError, ValueError, KeyError):
+            continue
+    for third in range(10, 250):
+        priv = ipaddress.ip_network(f"10.231.{third}.0/24")
+        mgmt = ipaddress.ip_network(f"10.232.{third}.0/24")
+        if not any(priv.overlaps(u) or mgmt.overlaps(u) for u in used):
+            return str(priv), str(mgmt)
+    raise LabError("no free 10.231.x.0/24 subnet left for a new lab; destroy unused labs")
+
+
+def _host_routes() -> list[str]:
+    from lab.runner import run_local
+
+    out = []
+    for line in run_local(["ip", "-4", "route"], timeout=10).stdout.splitlines():
+        dest = line.split()[0] if line.split() else ""
+        if "/" in dest:
+            out.append(dest)
+    return out
+
+
+def _generate_key(lab: Lab) -> None:
+    if lab.identity.exists():
+        return
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    write_atomic(lab.identity.with_suffix(".pub"), f"{public} failover-lab-{lab.name}\n")
+    write_atomic(lab.identity, private, mode=0o600)
+
+
+def init_lab(name: str, *, nodes: int | None, box: str | None, memory: int | None,
+             progress: Progress) -> Lab:
+    """Create the lab's folder and state, or check that the arguments fit the existing lab."""
+    lab = Lab.load(name)
+    if lab.exists:
+        for key, value in (("nodes", nodes), ("box", box), ("memory", memory)):
+            if value is not None and lab.state.get(key) != value:
+                raise UsageError(f"lab '{name}' exists with {key}={lab.state.get(key)}; run 'lab destroy' "
+                                 f"first to change it (or set LAB_NAME for a second lab)")
+        return lab
+    nodes = nodes or DEFAULT_NODES
+    if not 1 <= nodes <= MAX_NODES:
+        raise UsageError(f"--nodes must be 1..{MAX_NODES}")
+    profile = provision.load_profile(box or "debian12")
+    driver, warning = virt.choose_driver(lab_home() / "kvm-probe.json")
+    if warning:
+        progress.say("host", f"warning: {warning}")
+    priv, mgmt = _pick_subnets(virt.used_subnets() + _host_routes())
+    lab.dir.mkdir(parents=True, exist_ok=True)
+    lab.dir.chmod(0o700)
+    lab.state = {"name": name, "nodes": nodes, "box": profile.name, "box_name": profile.box,
+                 "memory": memory or DEFAULT_MEMORY, "cpus": DEFAULT_CPUS, "driver": driver,
+                 "uri": virt.uri(), "pool": "default", "private_cidr": priv, "mgmt_cidr": mgmt,
+                 "steps": {}, "exercise": None}
+    _generate_key(lab)
+    lab.ensure_password()
+    lab.save()
+    progress.say("lab", f"new lab '{name}': {nodes} nodes, box {profile.name}, driver {driver}, "
+                        f"cluster network {priv}")
+    return lab
+
+
+# --- SSH to nodes ------------------------------------------------------------
+
+def _pin_host_key(lab: Lab, node: SSHNode, host: str) -> None:
+    """Record the key met at first contact (management address) for the fixed address too."""
+    client = node._client  # noqa: SLF001 - the key of the live connection
+    if client is None or client.get_transport() is None:
+        return
+    key = client.get_transport().get_remote_server_key()
+    line = f"{host} {key.get_name()} {key.get_base64()}\n"
+    text = lab.known_hosts.read_text() if lab.known_hosts.exists() else ""
+    if not any(ln.split()[:1] == [host] for ln in text.splitlines()):
+        with lab.known_hosts.open("a") as handle:
+            handle.write(line)
+
+
+def lab_node(lab: Lab, name: str, timeout: float = 10.0) -> SSHNode:
+    spec = lab.node(name)
+    return SSHNode(NodeAddress(name, SSH_USER, spec.ip), identity=lab.identity,
+                   known_hosts=lab.known_hosts, connect_timeout=timeout)
+
+
+def connect_retry(make: Callable[[], SSHNode], deadline: float, what: str) -> SSHNode:
+    """Connect, retrying every half second while the node boots; a changed host key fails at once."""
+    last = ""
+    while True:
+        node = make()
+        try:
+            node.connect()
+            return node
+        except NodeError as exc:
+            last = str(exc)
+            if "host key" in last and "changed" in last:
+                raise
+        if time.monotonic() > deadline:
+            raise NodeError(f"{what}: no SSH after {BOOT_TIMEOUT:g} s: {last}")
+        time.sleep(0.5)
+
+
+def _connect_all(lab: Lab, names: Sequence[str] | None = None, deadline_s: float = 120.0) -> dict[str, SSHNode]:
+    names = list(names or lab.node_names)
+    deadline = time.monotonic() + deadline_s
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        nodes = list(pool.map(lambda n: connect_retry(lambda: lab_node(lab, n, 5.0), deadline, n), names))
+    return dict(zip(names, nodes, strict=True))
+
+
+def _close(nodes: dict[str, SSHNode]) -> None:
+    for node in nodes.values():
+        node.close()
+
+
+def _parallel(fn: Callable, items: Sequence) -> list:  # noqa: ANN001
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+# --- lab up ------------------------------------------------------------------
+
+def _provision_node(lab: Lab, name: str, profile: provision.Profile, password: str,
+                    progress: Progress, lock: threading.Lock, vagrant_failed: threading.Event) -> str:
+    """Provision one node as soon as it answers SSH (overlapping vagrant's own waiting)."""
+    spec = lab.node(name)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    system_done = lab.done(f"system:{name}")
+    with progress.step(name, "boot and first SSH contact"):
+        if system_done:
+            node = connect_retry(lambda: lab_node(lab, name, 5.0), deadline, name)
+        else:
+            domain = lab.domain_name(name)
+            keys = vg.insecure_keys()
+            if not keys:
+                raise UsageError("Vagrant's insecure key is not found; install the vagrant package")
+            while True:
+                if vagrant_failed.is_set():
+                    raise NodeError(f"{name}: vagrant up failed")
+                ip = virt.lease_ip(domain)
+                if ip:
+                    break
+                if time.monotonic() > deadline:
+                    raise NodeError(f"{name}: no DHCP lease after {BOOT_TIMEOUT:g} s")
+                time.sleep(0.5)
+            node = connect_retry(lambda: SSHNode(NodeAddress(name, SSH_USER, ip), identity=keys[0],
+                                                 known_hosts=lab.known_hosts, connect_timeout=5.0),
+                                 deadline, name)
+    try:
+        if not system_done:
+            with progress.step(name, f"hostname, /etc/hosts, {spec.ip} on {profile.private_iface}, lab SSH key"):
+                pub = lab.identity.with_suffix(".pub").read_text()
+                provision.run_root(node, provision.system_script(
+                    node=name, ip=spec.ip, cidr=lab.state["private_cidr"],
+                    nodes=[(n.name, n.ip) for n in lab.nodes], pubkey=pub, profile=profile), "system setup")
+                _pin_host_key(lab, node, spec.ip)
+            node.close()
+            node = connect_retry(lambda: lab_node(lab, name, 5.0), deadline, name)
+            with lock:
+                lab.mark(f"system:{name}")
+        if profile.repo_setup or profile.packages or profile.firewall:
+            with progress.step(name, "HA repository, packages, firewalld high-availability"):
+                provision.run_root(node, provision.packages_script(profile), "package setup", timeout=1800)
+        with progress.step(name, "hacluster password, no stale cluster, pcsd enabled and answering"):
+            result = provision.run_root(node, provision.pcsd_script(password), "pcsd setup")
+        return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    finally:
+        node.close()
+
+
+def _build_cluster(lab: Lab, progress: Progress) -> None:
+    password = lab.password()
+    version = lab.state.get("pcs_version")
+    members = [(n.name, n.ip) for n in lab.nodes]
+    nodes = _connect_all(lab, [lab.node_names[0]])
+    first = nodes[lab.node_names[0]]
+    try:
+        who = first.name
+        with progress.step(who, "pcs host auth (as hacluster) to every node"):
+            provision.run_root(first, provision.auth_script(lab.node_names, password, version), "pcs auth")
+        with progress.step(who, f"pcs cluster setup {provision.CLUSTER_NAME} --start"):
+            provision.run_root(first, provision.setup_script(members, version), "pcs cluster setup")
+        with progress.step(who, "all nodes online and quorate"):
+            provision.run_root(first, provision.wait_healthy_script(len(members), settle=False), "cluster start")
+        with progress.step(who, "stonith-enabled=false, cluster settled (crm_resource --wait)"):
+            provision.run_root(first, provision.stonith_script(), "stonith-enabled=false")
+            provision.run_root(first, provision.wait_healthy_script(len(members)), "settle")
+    finally:
+        _close(nodes)
+
+
+def up(name: str | None = None, *, nodes: int | None = None, box: str | None = None,
+       memory: int | None = None, progress: Progress | None = None) -> Lab:
+    progress = progress or Progress()
+    lab = init_lab(name or current_name(), nodes=nodes, box=box, memory=memory, progress=progress)
+    profile = provision.load_profile(lab.state["box"])
+    domains = [lab.domain_name(n) for n in lab.node_names]
+    states = virt.domain_states(domains)
+    if lab.done("cluster_snapshot") and all(s == "running" for s in states.values()):
+        progress.say("lab", f"lab '{lab.name}' is up ({', '.join(lab.node_names)}); 'lab start EX' to begin")
+        return lab
+    done = vg.ensure_box(profile.box, profile.box_path)
+    if done:
+        progress.say("host", done)
+    vg.write_vagrantfile(lab)
+    if any(s == "paused" for s in states.values()):
+        virt.resume([d for d, s in states.items() if s == "paused"])
+
+    vagrant_error: list[BaseException] = []
+    vagrant_failed = threading.Event()
+
+    def run_vagrant() -> None:
+        try:
+            vg.up(lab)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            vagrant_error.append(exc)
+            vagrant_failed.set()
+
+    vthread = None
+    if not all(s == "running" for s in states.values()):
+        progress.say("lab", f"vagrant up {' '.join(lab.node_names)} (parallel; log: {lab.log_file})")
+        vthread = threading.Thread(target=run_vagrant, daemon=True)
+        vthread.start()
+    try:
+        if not lab.done(SNAP_INSTALLED + "_snapshot"):
+            password = lab.password()
+            lock = threading.Lock()
+            versions = _parallel(lambda n: _provision_node(lab, n, profile, password, progress, lock,
+                                                           vagrant_failed), lab.node_names)
+            lab.state["pcs_version"] = versions[0] or None
+            lab.save()
+    except NodeError:
+        if vagrant_error:
+            raise vagrant_error[0] from None
+        raise
+    if vthread is not None:
+        with progress.step("lab", "vagrant up finishing"):
+            vthread.join()
+        if vagrant_error:
+            raise vagrant_error[0]
+    if not lab.done(SNAP_INSTALLED + "_snapshot"):
+        with progress.step("lab", f"snapshot '{SNAP_INSTALLED}' of every node (paused together)"):
+            virt.create_snapshot(domains, SNAP_INSTALLED)
+        lab.mark(SNAP_INSTALLED + "_snapshot")
+    if not lab.done("cluster_built"):
+        if lab.done("cluster_attempted"):
+            with progress.step("lab", f"an earlier cluster build was interrupted: revert to '{SNAP_INSTALLED}'"):
+                virt.revert(domains, SNAP_INSTALLED)
+                _sync_clocks(lab)
+        lab.mark("cluster_attempted")
+        _build_cluster(lab, progress)
+        lab.mark("cluster_built")
+    if not lab.done("cluster_snapshot"):
+        with progress.step("lab", f"snapshot '{SNAP_CLUSTER}' of every node (paused together)"):
+            virt.create_snapshot(domains, SNAP_CLUSTER)
+        lab.mark("cluster_snapshot")
+    progress.say("lab", f"lab '{lab.name}' is up in {progress.elapsed():.0f} s: my_cluster on "
+                        f"{', '.join(lab.node_names)}; next: 'lab start EXERCISE'")
+    return lab
+
+
+# --- exercises ---------------------------------------------------------------
+
+def _sync_clocks(lab: Lab, nodes: dict[str, SSHNode] | None = None) -> dict[str, SSHNode]:
+    """After a memory revert each guest's clock is the snapshot's: set it from the host's."""
+    nodes = nodes or _connect_all(lab)
+    _parallel(lambda n: provision.run_root(n, provision.set_clock_script(time.time()), "clock"),
+              list(nodes.values()))
+    return nodes
+
+
+def require_lab() -> Lab:
+    from lab.labstate import current_lab
+
+    return current_lab()
+
+
+def _context(lab: Lab) -> dict[str, str]:
+    return command_context(lab.node_names, vip_ip=lab.vip, password=lab.password())
+
+
+def _run_commands(node: SSHNode, commands: Sequence[str], context: dict[str, str], what: str) -> None:
+    if not commands:
+        return
+    script = "set -e\n" + "\n".join(render_command(c, context) for c in commands) + "\n"
+    provision.run_root(node, script, what, timeout=600)
+
+
+@dataclass(frozen=True)
+class StartTimes:
+    revert: float
+    healthy: float
+    total: float
+
+
+def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
+    progress = progress or Progress()
+    lab = require_lab()
+    exercise = load(exercise_id)
+    if exercise.start.min_nodes > len(lab.node_names):
+        raise UsageError(f"{exercise.id} needs {exercise.start.min_nodes} nodes; this lab has "
+                         f"{len(lab.node_names)} (lab destroy; lab up --nodes {exercise.start.min_nodes})")
+    faults = faultlib.resolve(exercise.start.faults, lab.node_names)
+    baseline = exercise.start.baseline
+    if not lab.done(f"{baseline}_snapshot"):
+        raise UsageError(f"the lab has no '{baseline}' snapshot yet: run 'lab up' to finish it")
+    domains = [lab.domain_name(n) for n in lab.node_names]
+    began = time.monotonic()
+    with progress.step("lab", f"revert every node to '{baseline}'"):
+        virt.revert(domains, baseline)
+    reverted = time.monotonic() - began
+    lab.state["exercise"] = exercise.id
+    lab.save()
+    nodes = _connect_all(lab)
+    try:
+        _sync_clocks(lab, nodes)
+        first = nodes[lab.node_names[0]]
+        if baseline == SNAP_CLUSTER:
+            with progress.step(first.name, "cluster healthy (all online, quorate)"):
+                provision.run_root(first, provision.wait_healthy_script(len(domains), settle=False), "health")
+        healthy = time.monotonic() - began
+        if exercise.start.commands:
+            with progress.step(first.name, "start state commands"):
+                _run_commands(first, exercise.start.commands, _context(lab), f"start state of {exercise.id}")
+        _apply_faults(lab, faults, nodes, progress)
+        if baseline == SNAP_CLUSTER:
+            faulted = {f.node for f in faults}
+            settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
+            with progress.step(settle_on, "cluster settled (crm_resource --wait)"):
+                nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
+    finally:
+        _close(nodes)
+    total = time.monotonic() - began
+    progress.say("lab", f"{exercise.id} is ready in {total:.1f} s: 'lab show {exercise.id}', "
+                        f"'lab ssh node1', then 'lab check {exercise.id}'")
+    return StartTimes(reverted, healthy, total)
+
+
+def _apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
+                  progress: Progress) -> None:
+    for fault in faults:
+        kind = faultlib.REGISTRY[fault.kind]
+        with progress.step(fault.node, f"fault {fault.kind}"):
+            if kind.script is not None:
+                provision.run_root(nodes[fault.node], kind.script(fault.params), f"fault {fault.kind}")
+            elif kind.domain_action == "kill":
+                virt.destroy_domains([lab.domain_name(fault.node)])
+            elif kind.domain_action == "pause":
+                virt.suspend([lab.domain_name(fault.node)])
+
+
+def reset(progress: Progress | None = None) -> StartTimes:
+    lab = require_lab()
+    if not lab.state.get("exercise"):
+        raise UsageError("no exercise started yet: 'lab start EXERCISE'")
+    return start(lab.state["exercise"], progress)
+
+
+def solve(exercise_id: str, progress: Progress | None = None) -> None:
+    """Apply the reference pcs solution (in the installed pcs's syntax) on node1, then wait."""
+    progress = progress or Progress()
+    lab = require_lab()
+    exercise: Exercise = load(exercise_id)
+    commands = exercise.solution_for(lab.state.get("pcs_version"))
+    nodes = _connect_all(lab, [lab.node_names[0]])
+    first = nodes[lab.node_names[0]]
+    try:
+        with progress.step(first.name, f"reference solution of {exercise.id}"):
+            _run_commands(first, commands, _context(lab), f"solution of {exercise.id}")
+        with progress.step(first.name, "cluster healthy and settled"):
+            provision.run_root(first, provision.wait_healthy_script(len(lab.node_names)), "settle")
+    finally:
+        _close(nodes)
+
+
+# --- status, info, halt, destroy ---------------------------------------------
+
+def status_lines() -> list[str]:
+    lab = require_lab()
+    domains = {n: lab.domain_name(n) for n in lab.node_names}
+    states = virt.domain_states(list(domains.values()))
+    lines = [f"lab {lab.name}: box {lab.state['box']}, driver {lab.state['driver']}, "
+             f"exercise {lab.state.get('exercise') or '-'}"]
+    for name, dom in domains.items():
+        snaps = ",".join(virt.snapshot_names(dom)) or "-"
+        lines.append(f"  {name:<6} {lab.node(name).ip:<15} {states[dom]:<8} snapshots: {snaps}")
+    running = [n for n, d in domains.items() if states[d] == "running"]
+    if running:
+        try:
+            with lab_node(lab, running[0], 5.0) as node:
+                result = node.run("sudo -n crm_mon --one-shot --simple-status", timeout=15)
+            lines.append(f"  cluster: {(result.stdout.strip() or result.tail(1)) or 'no answer'}")
+        except NodeError as exc:
+            lines.append(f"  cluster: unknown ({exc})")
+    return lines
+
+
+def info_lines(secrets: bool = False) -> list[str]:
+    lab = require_lab()
+    lines = [f"lab:        {lab.name}", f"folder:     {lab.dir}", f"box:        {lab.state['box']} "
+             f"({lab.state['box_name']})", f"driver:     {lab.state['driver']}",
+             f"memory:     {lab.state['memory']} MiB x {len(lab.node_names)} nodes",
+             f"network:    {lab.state['private_cidr']} (isolated), VIP for exercises {lab.vip}",
+             f"nodes:      {', '.join(f'{n.name}={n.ip}' for n in lab.nodes)}",
+             f"ssh:        lab ssh NODE (key {lab.identity}, known_hosts {lab.known_hosts})",
+             f"pcs:        {lab.state.get('pcs_version') or 'unknown'}",
+             f"exercise:   {lab.state.get('exercise') or '-'}"]
+    if secrets:
+        lines.append(f"hacluster password: {lab.password()}")
+    else:
+        lines.append(f"hacluster password: in {lab.password_file} ('lab info --secrets' prints it)")
+    return lines
+
+
+def ssh_argv(node: str, command: Sequence[str]) -> list[str]:
+    lab = require_lab()
+    spec = lab.node(node)
+    if shutil.which("ssh") is None:
+        raise UsageError("the ssh client is not installed (apt-get install openssh-client)")
+    return ["ssh", "-i", str(lab.identity), "-o", "IdentitiesOnly=yes",
+            "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "LogLevel=ERROR", f"{SSH_USER}@{spec.ip}", *command]
+
+
+def halt(progress: Progress | None = None) -> None:
+    progress = progress or Progress()
+    lab = require_lab()
+    with progress.step("lab", "vagrant halt"):
+        vg.halt(lab)
+
+
+def destroy(name: str | None = None, progress: Progress | None = None) -> virt.Leftovers:
+    """vagrant destroy, then remove every libvirt object with the lab's prefix, then the folder."""
+    progress = progress or Progress()
+    lab = Lab.load(name or current_name())
+    domains = [lab.domain_name(n) for n in lab.node_names] if "private_cidr" in lab.state else []
+    if domains:
+        with contextlib.suppress(LabError):
+            virt.destroy_domains([d for d in domains if virt.domain_states([d])[d] != "absent"])
+    if lab.vagrantfile.exists():
+        with progress.step("lab", "vagrant destroy"):
+            try:
+                vg.destroy(lab)
+            except LabError as exc:
+                progress.say("lab", f"vagrant destroy failed ({exc}); removing through libvirt")
+    with progress.step("lab", f"remove libvirt domains, snapshots, volumes, networks '{lab.prefix}*'"):
+        removed = virt.remove_leftovers(lab.prefix)
+    left = virt.find_leftovers(lab.prefix)
+    if not left.empty:
+        raise LabError(f"left behind: {left}; remove by hand with virsh")
+    if lab.dir.exists():
+        shutil.rmtree(lab.dir)
+    return removed

@@ -1,0 +1,193 @@
+"""What provisioning does inside the nodes: box profiles and the scripts run over SSH.
+
+Every script here is idempotent (a step already true is skipped inside the node, in
+the same round trip) and is built by a pure function, so tests check the rendering.
+Scripts run as root through `sudo -n bash -s` with the script on stdin: secrets never
+appear on a command line of the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.errors import NodeError, UsageError
+from lab.exercises import pcs_generation
+from lab.paths import project_root
+from lab.runner import CommandResult
+from lab.ssh import SSHNode
+
+CLUSTER_NAME = "my_cluster"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    box: str
+    box_file: str
+    offline: bool
+    private_iface: str
+    repo_setup: tuple[str, ...]
+    packages: tuple[str, ...]
+    install: str
+    firewall: tuple[str, ...]
+    network: str
+
+    @property
+    def box_path(self) -> Path | None:
+        return project_root() / self.box_file if self.box_file else None
+
+
+def profiles_dir() -> Path:
+    return project_root() / "boxes" / "profiles"
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in profiles_dir().glob("*.toml"))
+
+
+def load_profile(name: str) -> Profile:
+    path = profiles_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise UsageError(f"unknown box '{name}' (known: {', '.join(profile_names())})")
+    data = tomllib.loads(path.read_text())
+    return Profile(
+        name=data["name"], description=data.get("description", ""), box=data["box"],
+        box_file=data.get("box_file", ""), offline=bool(data.get("offline", False)),
+        private_iface=data.get("private_iface", "eth1"),
+        repo_setup=tuple(data.get("repo_setup", ())), packages=tuple(data.get("packages", ())),
+        install=data.get("install", ""), firewall=tuple(data.get("firewall", ())),
+        network=data["network"],
+    )
+
+
+# --- scripts -------------------------------------------------------------------
+
+def hosts_file(nodes: Sequence[tuple[str, str]]) -> str:
+    """/etc/hosts with every lab node and no 127.0.1.1 line (corosync would bind to loopback)."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters", "# Failover Lab nodes"]
+    lines += [f"{ip}\t{name}" for name, ip in nodes]
+    return "\n".join(lines) + "\n"
+
+
+def system_script(*, node: str, ip: str, cidr: str, nodes: Sequence[tuple[str, str]],
+                  pubkey: str, profile: Profile, ssh_user: str = "vagrant") -> str:
+    """Identity, /etc/hosts, the fixed cluster address, the lab's SSH key instead of the insecure one."""
+    net = ipaddress.ip_network(cidr)
+    network = profile.network.format(iface=profile.private_iface, ip=ip, prefixlen=net.prefixlen,
+                                     netmask=net.netmask)
+    home = f"/home/{ssh_user}"
+    return f"""set -eu
+[ "$(cat /etc/hostname 2>/dev/null)" = {node} ] || echo {node} >/etc/hostname
+[ "$(hostname)" = {node} ] || hostname {node}
+cat >/etc/hosts.lab <<'HOSTS'
+{hosts_file(nodes)}HOSTS
+cmp -s /etc/hosts.lab /etc/hosts && rm -f /etc/hosts.lab || mv /etc/hosts.lab /etc/hosts
+{network.strip()}
+install -d -m 0700 -o {ssh_user} -g {ssh_user} {home}/.ssh
+printf '%s\\n' {shlex.quote(pubkey.strip())} >{home}/.ssh/authorized_keys.lab
+chown {ssh_user}: {home}/.ssh/authorized_keys.lab; chmod 0600 {home}/.ssh/authorized_keys.lab
+mv {home}/.ssh/authorized_keys.lab {home}/.ssh/authorized_keys
+"""
+
+
+def packages_script(profile: Profile) -> str:
+    """EL: enable the HA repository and install the cluster packages (Debian box: nothing)."""
+    lines = ["set -eu"] + list(profile.repo_setup)
+    if profile.install and profile.packages:
+        lines.append(profile.install.format(packages=" ".join(profile.packages)))
+    lines += list(profile.firewall)
+    return "\n".join(lines) + "\n"
+
+
+PCSD_WAIT = 300
+
+
+def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
+    """hacluster password, no leftover cluster (Debian's one-node default), pcsd enabled, up and answering."""
+    return f"""set -eu
+echo {shlex.quote('hacluster:' + password)} | chpasswd
+if [ -e /etc/corosync/corosync.conf ] && ! grep -q {CLUSTER_NAME} /etc/corosync/corosync.conf; then
+  pcs cluster destroy --force >/dev/null 2>&1 || true
+fi
+systemctl is-enabled -q pcsd || systemctl enable -q pcsd
+systemctl is-active -q pcsd || systemctl start pcsd
+i=0
+until ss -Hltn 'sport = :2224' | grep -q .; do
+  i=$((i+1)); [ $i -le {wait * 4} ] || {{ echo "pcsd does not listen on 2224 after {wait} s" >&2; exit 1; }}
+  sleep 0.25
+done
+dpkg-query -W -f '${{Version}}\\n' pcs 2>/dev/null || rpm -q --qf '%{{VERSION}}\\n' pcs
+"""
+
+
+def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) -> str:
+    """pcs host auth (0.10+) or pcs cluster auth (0.9), skipped when pcsd already knows every node."""
+    names = " ".join(nodes)
+    if pcs_generation(pcs_version) == "0.9":
+        check = "/var/lib/pcsd/tokens"
+        auth = f"pcs cluster auth {names} -u hacluster -p {shlex.quote(password)}"
+    else:
+        check = "/var/lib/pcsd/known-hosts"
+        auth = f"pcs host auth {names} -u hacluster -p {shlex.quote(password)}"
+    test = " && ".join(f"grep -q '\"{n}\"' {check}" for n in nodes)
+    return f"set -eu\nif [ -e {check} ] && {test}; then echo already; exit 0; fi\n{auth}\n"
+
+
+def setup_script(nodes: Sequence[tuple[str, str]], pcs_version: str | None) -> str:
+    """Create and start my_cluster (skipped when corosync.conf names it)."""
+    if pcs_generation(pcs_version) == "0.9":
+        setup = f"pcs cluster setup --name {CLUSTER_NAME} {' '.join(n for n, _ in nodes)} --start"
+    else:
+        members = " ".join(f"{name} addr={ip}" for name, ip in nodes)
+        setup = f"pcs cluster setup {CLUSTER_NAME} {members} --start"
+    return f"""set -eu
+if grep -qs 'cluster_name: {CLUSTER_NAME}' /etc/corosync/corosync.conf; then
+  systemctl is-active -q corosync && systemctl is-active -q pacemaker || pcs cluster start --all
+  echo already; exit 0
+fi
+{setup}
+"""
+
+
+def wait_healthy_script(count: int, *, timeout: int = 300, settle: bool = True) -> str:
+    """Poll (every 0.5 s) until COUNT nodes are online in a quorate partition; then let it settle."""
+    settle_cmd = f"crm_resource --wait --timeout={timeout}s >/dev/null 2>&1 || true" if settle else ""
+    return f"""set -u
+end=$(( $(date +%s) + {timeout} ))
+while :; do
+  out=$(crm_mon --one-shot --output-as=xml 2>/dev/null || true)
+  online=$(printf '%s' "$out" | grep -c '<node name=[^>]* online="true"' || true)
+  if [ "$online" -ge {count} ] && printf '%s' "$out" | grep -q 'with_quorum="true"'; then break; fi
+  [ "$(date +%s)" -lt "$end" ] || {{ echo "only $online of {count} nodes online after {timeout} s" >&2; exit 1; }}
+  sleep 0.5
+done
+{settle_cmd}
+"""
+
+
+def stonith_script() -> str:
+    """stonith-enabled=false with the C tool (pcs costs seconds of Python start-up per call)."""
+    return ("set -eu\n[ \"$(crm_attribute -t crm_config -n stonith-enabled -q -G 2>/dev/null)\" = false ] || "
+            "crm_attribute -t crm_config -n stonith-enabled -v false\n")
+
+
+def set_clock_script(epoch: float) -> str:
+    """After a memory snapshot revert the guest clock is the snapshot's: set it to the host's."""
+    return f"date -s @{epoch:.3f} >/dev/null\n"
+
+
+# --- running them --------------------------------------------------------------
+
+def run_root(node: SSHNode, script: str, what: str, *, timeout: float = 600) -> CommandResult:
+    """Run a script as root on the node; a failure is a NodeError naming the node and the step."""
+    result = node.run("sudo -n bash -s", input_text=script, timeout=timeout)
+    if not result.ok:
+        raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(3)}")
+    return result

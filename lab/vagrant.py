@@ -1,0 +1,179 @@
+"""Vagrant through python-vagrant: render the lab's Vagrantfile, up/halt/destroy/status, the box.
+
+Vagrant only creates, boots, halts and destroys domains here; everything inside the
+nodes is done by lab.provision over paramiko (faster, parallel, and idempotent).
+"""
+
+from __future__ import annotations
+
+import glob
+import ipaddress
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from lab.errors import LabError, UsageError
+from lab.labstate import Lab, write_atomic
+from lab.paths import project_root
+from lab.runner import run_local
+
+BOOT_TIMEOUT = 600
+
+
+class VagrantError(LabError):
+    """A vagrant command failed; the message has the tail of its log."""
+
+
+def insecure_keys() -> list[Path]:
+    """Vagrant's public insecure private key(s): the box trusts them until provisioning."""
+    found = [Path(p) for p in sorted(glob.glob("/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant"))]
+    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
+    found += [p for p in (home / "insecure_private_key",) if p.exists()]
+    found += [Path(p) for p in sorted(glob.glob("/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant"))]
+    return found
+
+
+def render_vagrantfile(lab: Lab, template: Path | None = None) -> str:
+    """The lab's Vagrantfile from Vagrantfile.j2 (pure: no files written, no libvirt asked)."""
+    template = template or project_root() / "Vagrantfile.j2"
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    text = template.read_text()
+    st = lab.state
+    net = ipaddress.ip_network(st["private_cidr"])
+    keys = [str(lab.identity)] + [str(p) for p in insecure_keys()[:1]]
+    return env.from_string(text).render(
+        name=lab.name,
+        box=st["box_name"],
+        boot_timeout=BOOT_TIMEOUT,
+        ssh_keys=keys,
+        uri=st.get("uri", "qemu:///system"),
+        driver=st["driver"],
+        memory=int(st["memory"]),
+        cpus=int(st["cpus"]),
+        prefix=lab.prefix,
+        pool=st.get("pool", "default"),
+        mgmt_cidr=st["mgmt_cidr"],
+        netmask=str(net.netmask),
+        nodes=lab.nodes,
+    )
+
+
+def write_vagrantfile(lab: Lab) -> None:
+    write_atomic(lab.vagrantfile, render_vagrantfile(lab))
+
+
+def _env(lab: Lab) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "VAGRANT_DEFAULT_PROVIDER": "libvirt",
+        "VAGRANT_CHECKPOINT_DISABLE": "1",      # no phoning home
+        "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1",
+        "VAGRANT_NO_COLOR": "1",
+        "VAGRANT_CWD": str(lab.dir),
+        "LC_ALL": "C.UTF-8",
+    })
+    env.pop("VAGRANT_VAGRANTFILE", None)
+    return env
+
+
+def _client(lab: Lab):  # noqa: ANN202
+    try:
+        import vagrant
+    except ImportError:
+        raise UsageError("python-vagrant is not installed: pip install python-vagrant") from None
+    if shutil.which("vagrant") is None:
+        raise UsageError("vagrant is not installed (Debian/Ubuntu: apt-get install vagrant vagrant-libvirt)")
+    log = vagrant.make_file_cm(str(lab.log_file), "a")
+    return vagrant.Vagrant(root=str(lab.dir), env=_env(lab), out_cm=log, err_cm=log)
+
+
+def _log_offset(lab: Lab) -> int:
+    try:
+        return lab.log_file.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fail(lab: Lab, what: str, offset: int) -> VagrantError:
+    try:
+        with lab.log_file.open(errors="replace") as handle:
+            handle.seek(offset)
+            tail = [ln for ln in handle.read().splitlines() if ln.strip()][-4:]
+    except OSError:
+        tail = []
+    return VagrantError(f"vagrant {what} failed: {' / '.join(tail) or 'no output'} "
+                        f"(full log: {lab.log_file}; 'lab doctor' checks the host)")
+
+
+def up(lab: Lab) -> None:
+    """vagrant up of every node, in parallel (vagrant-libvirt supports it), no provisioners."""
+    offset = _log_offset(lab)
+    try:
+        _client(lab).up(no_provision=True, provider="libvirt")
+    except subprocess.CalledProcessError:
+        raise _fail(lab, "up", offset) from None
+
+
+def halt(lab: Lab) -> None:
+    offset = _log_offset(lab)
+    try:
+        _client(lab).halt()
+    except subprocess.CalledProcessError:
+        raise _fail(lab, "halt", offset) from None
+
+
+def destroy(lab: Lab) -> None:
+    offset = _log_offset(lab)
+    try:
+        _client(lab).destroy()
+    except subprocess.CalledProcessError:
+        raise _fail(lab, "destroy", offset) from None
+
+
+def status(lab: Lab) -> dict[str, str]:
+    offset = _log_offset(lab)
+    try:
+        return {s.name: s.state for s in _client(lab).status()}
+    except subprocess.CalledProcessError:
+        raise _fail(lab, "status", offset) from None
+
+
+def validate(lab: Lab) -> tuple[bool, str]:
+    result = run_local(["vagrant", "validate"], env=_env(lab), timeout=120)
+    return result.ok, (result.stdout + result.stderr).strip()
+
+
+# --- the box -----------------------------------------------------------------
+
+def box_installed(box_name: str) -> bool:
+    result = run_local(["vagrant", "box", "list", "--machine-readable"],
+                       env={"VAGRANT_CHECKPOINT_DISABLE": "1"}, timeout=120)
+    for line in result.stdout.splitlines():
+        parts = line.split(",")
+        if len(parts) >= 4 and parts[2] == "box-name" and parts[3] == box_name:
+            return True
+    return False
+
+
+def debian12_box_file() -> Path:
+    return project_root() / "boxes" / "debian12" / "output" / "debian12.box"
+
+
+def ensure_box(box_name: str, box_file: Path | None) -> str | None:
+    """Add the box to Vagrant if missing; returns what was done, or None."""
+    if box_installed(box_name):
+        return None
+    if box_file is None:
+        return None  # a public box: vagrant up fetches it
+    if not box_file.exists():
+        raise UsageError(f"box {box_name} is not installed and {box_file} does not exist: build it with "
+                         f"'sudo bash boxes/debian12/build.sh' (offline, from Debian packages)")
+    result = run_local(["vagrant", "box", "add", "--force", "--name", box_name, str(box_file)],
+                       env={"VAGRANT_CHECKPOINT_DISABLE": "1"}, timeout=1800)
+    if not result.ok and not box_installed(box_name):
+        raise VagrantError(f"vagrant box add {box_file} failed: {result.tail(2)}")
+    return f"added box {box_name} from {box_file}"

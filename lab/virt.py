@@ -1,0 +1,393 @@
+"""libvirt-python: domain state, addresses, snapshots, low-level faults, cleanup, KVM probing.
+
+Snapshots are internal qcow2 checkpoints of running domains (disk + memory), so a
+revert resumes a running cluster instead of booting. All domains of a lab are paused
+while their snapshots are taken and resumed together after a revert: every node
+wakes up in the same instant, and corosync sees no membership change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.errors import LabError
+
+DEFAULT_URI = "qemu:///system"
+
+
+class VirtError(LabError):
+    """A libvirt operation failed."""
+
+
+def uri() -> str:
+    return os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+def _libvirt():  # noqa: ANN202
+    try:
+        import libvirt
+    except ImportError:
+        raise VirtError("libvirt-python is not installed: pip install libvirt-python "
+                        "(needs libvirt-dev and pkg-config)") from None
+    libvirt.registerErrorHandler(lambda *_: None, None)  # no stderr noise; we raise instead
+    return libvirt
+
+
+def connect():  # noqa: ANN201
+    libvirt = _libvirt()
+    try:
+        return libvirt.open(uri())
+    except libvirt.libvirtError as exc:
+        raise VirtError(f"cannot connect to libvirt at {uri()}: {exc}; start it "
+                        f"('virtlogd -d; libvirtd -d' without systemd, else "
+                        f"'systemctl start libvirtd') and check 'lab doctor'") from None
+
+
+def _domain(conn, name: str):  # noqa: ANN001, ANN202
+    libvirt = _libvirt()
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
+STATE_NAMES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
+               5: "shutoff", 6: "crashed", 7: "pmsuspended"}
+
+
+def domain_states(names: Sequence[str]) -> dict[str, str]:
+    """'running', 'paused', 'shutoff', ... or 'absent' for each domain name."""
+    conn = connect()
+    try:
+        out = {}
+        for name in names:
+            dom = _domain(conn, name)
+            out[name] = "absent" if dom is None else STATE_NAMES.get(dom.state()[0], "unknown")
+        return out
+    finally:
+        conn.close()
+
+
+def lease_ip(name: str) -> str | None:
+    """The IPv4 address the management network's DHCP gave the domain, if any yet."""
+    libvirt = _libvirt()
+    conn = connect()
+    try:
+        dom = _domain(conn, name)
+        if dom is None or not dom.isActive():
+            return None
+        try:
+            ifaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+        except libvirt.libvirtError:
+            return None
+        for iface in ifaces.values():
+            for addr in iface.get("addrs") or []:
+                if addr.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                    return addr["addr"]
+        return None
+    finally:
+        conn.close()
+
+
+# --- snapshots ---------------------------------------------------------------
+
+def snapshot_names(name: str) -> list[str]:
+    conn = connect()
+    try:
+        dom = _domain(conn, name)
+        return [] if dom is None else list(dom.snapshotListNames())
+    finally:
+        conn.close()
+
+
+def has_snapshot(names: Sequence[str], snapshot: str) -> bool:
+    return all(snapshot in snapshot_names(n) for n in names)
+
+
+def _parallel(fn: Callable[[str], object], names: Sequence[str]) -> list:
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        return list(pool.map(fn, names))
+
+
+def _each(names: Sequence[str], action: Callable) -> None:  # noqa: ANN001
+    """Run action(conn, dom) on every domain, in parallel, one connection per thread."""
+    libvirt = _libvirt()
+
+    def one(name: str) -> None:
+        conn = connect()
+        try:
+            dom = _domain(conn, name)
+            if dom is None:
+                raise VirtError(f"domain {name} does not exist; run 'lab up'")
+            action(conn, dom)
+        except libvirt.libvirtError as exc:
+            raise VirtError(f"{name}: {exc}") from None
+        finally:
+            conn.close()
+
+    _parallel(one, names)
+
+
+def suspend(names: Sequence[str]) -> None:
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        if dom.state()[0] == 1:
+            dom.suspend()
+    _each(names, act)
+
+
+def resume(names: Sequence[str]) -> None:
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        if dom.state()[0] == 3:
+            dom.resume()
+    _each(names, act)
+
+
+def create_snapshot(names: Sequence[str], snapshot: str) -> None:
+    """Pause every domain, checkpoint each (disk + memory, internal), resume them together."""
+    delete_snapshot(names, snapshot)
+    suspend(names)
+    try:
+        def act(_conn, dom) -> None:  # noqa: ANN001
+            dom.snapshotCreateXML(f"<domainsnapshot><name>{snapshot}</name></domainsnapshot>", 0)
+        _each(names, act)
+    except VirtError:
+        delete_snapshot(names, snapshot)
+        raise
+    finally:
+        resume(names)
+
+
+def delete_snapshot(names: Sequence[str], snapshot: str) -> None:
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        if snapshot in dom.snapshotListNames():
+            dom.snapshotLookupByName(snapshot).delete(0)
+    _each(names, act)
+
+
+def revert(names: Sequence[str], snapshot: str) -> None:
+    """Revert every domain to the snapshot, paused, then resume them all at once."""
+    libvirt = _libvirt()
+
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        try:
+            snap = dom.snapshotLookupByName(snapshot)
+        except libvirt.libvirtError:
+            raise VirtError(f"{dom.name()} has no snapshot '{snapshot}'; run 'lab up' to make it") from None
+        dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+    _each(names, act)
+    resume(names)
+
+
+def destroy_domains(names: Sequence[str]) -> None:
+    """Hard power-off (the 'kill-node' fault)."""
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        if dom.isActive():
+            dom.destroy()
+    _each(names, act)
+
+
+def start_domains(names: Sequence[str]) -> None:
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        if not dom.isActive():
+            dom.create()
+    _each(names, act)
+
+
+# --- leftovers ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Leftovers:
+    domains: tuple[str, ...]
+    volumes: tuple[str, ...]  # pool/volume
+    networks: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.domains or self.volumes or self.networks)
+
+
+def find_leftovers(prefix: str) -> Leftovers:
+    """Every libvirt object whose name starts with the lab's prefix."""
+    conn = connect()
+    try:
+        domains = tuple(sorted(d.name() for d in conn.listAllDomains() if d.name().startswith(prefix)))
+        networks = tuple(sorted(n.name() for n in conn.listAllNetworks() if n.name().startswith(prefix)))
+        volumes = []
+        for pool in conn.listAllStoragePools():
+            if not pool.isActive():
+                continue
+            with contextlib.suppress(Exception):  # a busy pool is still listed below
+                pool.refresh(0)
+            volumes += [f"{pool.name()}/{v}" for v in pool.listVolumes() if v.startswith(prefix)]
+        return Leftovers(domains, tuple(sorted(volumes)), networks)
+    finally:
+        conn.close()
+
+
+def remove_leftovers(prefix: str) -> Leftovers:
+    """Remove every domain (with its snapshots), volume and network of the prefix."""
+    libvirt = _libvirt()
+    found = find_leftovers(prefix)
+    conn = connect()
+    try:
+        for name in found.domains:
+            dom = _domain(conn, name)
+            if dom is None:
+                continue
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                for snap in dom.listAllSnapshots():
+                    with contextlib.suppress(libvirt.libvirtError):
+                        snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            except libvirt.libvirtError as exc:
+                raise VirtError(f"cannot remove domain {name}: {exc}") from None
+        for item in found.volumes:
+            pool_name, _, vol_name = item.partition("/")
+            try:
+                conn.storagePoolLookupByName(pool_name).storageVolLookupByName(vol_name).delete(0)
+            except libvirt.libvirtError as exc:
+                raise VirtError(f"cannot remove volume {item}: {exc}") from None
+        for name in found.networks:
+            try:
+                net = conn.networkLookupByName(name)
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+            except libvirt.libvirtError as exc:
+                raise VirtError(f"cannot remove network {name}: {exc}") from None
+    finally:
+        conn.close()
+    return found
+
+
+def used_subnets() -> list[str]:
+    """IPv4 networks of every libvirt network (to pick free ones for a new lab)."""
+    import ipaddress
+    import xml.etree.ElementTree as ET
+
+    conn = connect()
+    try:
+        out = []
+        for net in conn.listAllNetworks():
+            root = ET.fromstring(net.XMLDesc(0))
+            for ip in root.findall("ip"):
+                addr, mask, prefix = ip.get("address"), ip.get("netmask"), ip.get("prefix")
+                if addr and (mask or prefix):
+                    out.append(str(ipaddress.ip_network(f"{addr}/{mask or prefix}", strict=False)))
+        return out
+    finally:
+        conn.close()
+
+
+# --- KVM ---------------------------------------------------------------------
+
+# A boot sector that writes 0x41 to the isa-debug-exit port: QEMU exits with (0x41<<1)|1.
+_PROBE_CODE = bytes([0xB0, 0x41, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD])
+_PROBE_RC = 131
+KVM_PROBE_LIMIT = 3.0  # seconds; a working KVM boots the probe in well under one
+
+
+@dataclass(frozen=True)
+class KvmProbe:
+    usable: bool
+    reason: str
+    seconds: float | None = None
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def probe_kvm(cache: Path | None = None, qemu: str = "qemu-system-x86_64",
+              limit: float = KVM_PROBE_LIMIT) -> KvmProbe:
+    """Boot a one-instruction guest under KVM: /dev/kvm may exist and still hang or crawl.
+
+    The answer is cached per host boot (the kernel's boot_id) in `cache`.
+    """
+    if cache is not None:
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("boot_id") == _boot_id() and data.get("limit") == limit:
+                return KvmProbe(data["usable"], data["reason"], data.get("seconds"))
+        except (OSError, ValueError, KeyError):
+            pass
+    result = _probe_kvm_uncached(qemu, limit)
+    if result.usable and result.seconds is not None:
+        # A working KVM is at least as fast as software emulation; one that crawls is not usable.
+        tcg = _run_probe(qemu, "tcg", limit)
+        if tcg.usable and tcg.seconds is not None and result.seconds > 2 * tcg.seconds + 0.5:
+            result = KvmProbe(False, f"a test guest took {result.seconds:.1f} s under KVM and "
+                                     f"{tcg.seconds:.1f} s under software emulation (/dev/kvm crawls)",
+                              result.seconds)
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"boot_id": _boot_id(), "limit": limit, "usable": result.usable,
+                                         "reason": result.reason, "seconds": result.seconds}))
+        except OSError:
+            pass
+    return result
+
+
+def _probe_kvm_uncached(qemu: str, limit: float) -> KvmProbe:
+    if not os.path.exists("/dev/kvm"):
+        return KvmProbe(False, "/dev/kvm does not exist")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return KvmProbe(False, "/dev/kvm is not accessible to this user (add yourself to group kvm)")
+    return _run_probe(qemu, "kvm", limit)
+
+
+def _run_probe(qemu: str, accel: str, limit: float) -> KvmProbe:
+    with tempfile.TemporaryDirectory(prefix="lab-kvm-probe-") as tmp:
+        image = Path(tmp) / "probe.img"
+        image.write_bytes(_PROBE_CODE + b"\0" * (510 - len(_PROBE_CODE)) + b"\x55\xaa")
+        argv = [qemu, "-accel", accel, "-display", "none", "-nodefaults", "-no-user-config",
+                "-m", "16", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-drive", f"file={image},format=raw,if=ide"]
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        except FileNotFoundError:
+            return KvmProbe(False, f"{qemu} not found")
+        try:
+            _, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=5)
+            return KvmProbe(False, f"a test guest under {accel} did not finish within {limit:g} s "
+                                   f"(/dev/kvm exists but hangs or crawls)")
+        seconds = time.monotonic() - start
+    if proc.returncode != _PROBE_RC:
+        last = (err or "").strip().splitlines()[-1:] or ["no message"]
+        return KvmProbe(False, f"a test guest under {accel} failed (exit {proc.returncode}: {last[0]})", seconds)
+    return KvmProbe(True, f"a test guest booted under {accel} in {seconds:.2f} s", seconds)
+
+
+def choose_driver(cache: Path | None = None) -> tuple[str, str | None]:
+    """('kvm'|'qemu', warning or None). LAB_DRIVER=kvm|qemu or LAB_FORCE_QEMU=1 override the probe."""
+    forced = os.environ.get("LAB_DRIVER", "").strip().lower()
+    if os.environ.get("LAB_FORCE_QEMU", "").strip() not in ("", "0"):
+        forced = "qemu"
+    if forced in ("kvm", "qemu"):
+        return forced, None
+    probe = probe_kvm(cache)
+    if probe.usable:
+        return "kvm", None
+    return "qemu", f"KVM not usable ({probe.reason}): using software emulation (slow)"

@@ -1,0 +1,101 @@
+"""End to end on real Vagrant + libvirt + qemu: lab up, every seed exercise red -> solve -> green, destroy.
+
+Uses the cached Debian 12 box (built with boxes/debian12/build.sh when absent). The
+lab is named 'e2e' (libvirt prefix 'flab-e2e-'): leftovers of an earlier killed run
+are removed first, and `lab destroy` must leave no domain, volume or network behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.exercises import load_all
+from lab.paths import project_root
+
+pytestmark = pytest.mark.vm
+
+LAB = "e2e"
+PREFIX = f"flab-{LAB}-"
+URI = "qemu:///system"
+SEED = [e.id for e in load_all()]
+
+
+def _libvirt_ok() -> bool:
+    if shutil.which("virsh") is None or shutil.which("vagrant") is None:
+        return False
+    try:
+        return subprocess.run(["virsh", "-c", URI, "uri"], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LAB_NAME=LAB)
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def virsh_names(*args: str) -> list[str]:
+    out = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60).stdout
+    return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(PREFIX)]
+
+
+def leftovers() -> list[str]:
+    return (virsh_names("list", "--all", "--name") + virsh_names("net-list", "--all", "--name")
+            + virsh_names("vol-list", "--pool", "default"))
+
+
+@pytest.fixture(scope="module")
+def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    if not _libvirt_ok():
+        pytest.skip(f"libvirt ({URI}) or vagrant not available: start 'virtlogd -d; libvirtd -d'")
+    home = Path(os.environ.get("LAB_E2E_HOME") or tmp_path_factory.mktemp("labhome"))
+    os.environ["LAB_HOME"] = str(home)
+    from lab import virt
+
+    virt.remove_leftovers(PREFIX)  # stale objects of a killed earlier run
+    box = project_root() / "boxes" / "debian12" / "output" / "debian12.box"
+    if not box.exists():
+        subprocess.run(["bash", str(project_root() / "boxes" / "debian12" / "build.sh")], check=True, timeout=1800)
+    began = time.monotonic()
+    result = lab("up", "--nodes", "2", timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(f"\nlab up: {time.monotonic() - began:.0f} s", file=sys.stderr)
+    try:
+        yield
+    finally:
+        result = lab("destroy", timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert leftovers() == []
+
+
+@pytest.mark.parametrize("exercise_id", SEED)
+def test_exercise_red_solve_green(live_lab: None, exercise_id: str) -> None:
+    started = lab("start", exercise_id)
+    assert started.returncode == 0, started.stderr[-2000:]
+    red = lab("check", exercise_id, timeout=120)
+    assert red.returncode == 1, red.stdout + red.stderr
+    if exercise_id == "troubleshoot-offline":
+        probe = lab("ssh", "node2", "systemctl", "is-active", "corosync", timeout=60)
+        assert probe.stdout.strip() != "active"
+    solved = lab("solve", exercise_id)
+    assert solved.returncode == 0, solved.stderr[-2000:]
+    green = lab("check", exercise_id, timeout=120)
+    assert green.returncode == 0, green.stdout + green.stderr
+
+
+def test_status_info_and_secrets(live_lab: None) -> None:
+    status = lab("status", timeout=120)
+    assert status.returncode == 0 and "node1" in status.stdout
+    info = lab("info", timeout=60)
+    secret = lab("info", "--secrets", timeout=60)
+    password = (Path(os.environ["LAB_HOME"]) / "labs" / LAB / "hacluster-password").read_text().strip()
+    assert password not in info.stdout and password in secret.stdout

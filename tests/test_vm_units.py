@@ -1,0 +1,216 @@
+"""Fast tests of the VM layer that need no VM: rendering, state convergence, faults, KVM logic.
+
+The EL8 profiles (alma8, rocky8, centos8) need public boxes and mirrors, which this
+offline host cannot reach: only the rendering of their commands is tested here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from lab import faults, provision, virt
+from lab import vagrant as vg
+from lab.errors import ExerciseSchemaError, UsageError
+from lab.exercises import load_all
+from lab.labstate import Lab, current_lab, write_atomic
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LAB_NAME", raising=False)
+    return tmp_path / "home"
+
+
+def make_lab(name: str = "t1", nodes: int = 3, driver: str = "qemu") -> Lab:
+    lab = Lab(name)
+    lab.state = {"name": name, "nodes": nodes, "box": "debian12", "box_name": "failover-lab/debian12",
+                 "memory": 768, "cpus": 1, "driver": driver, "uri": "qemu:///system", "pool": "default",
+                 "private_cidr": "10.231.42.0/24", "mgmt_cidr": "10.232.42.0/24", "steps": {}}
+    lab.dir.mkdir(parents=True)
+    return lab
+
+
+def test_nodes_addresses_and_vip(home: Path) -> None:
+    lab = make_lab()
+    assert [(n.name, n.ip) for n in lab.nodes] == [("node1", "10.231.42.11"), ("node2", "10.231.42.12"),
+                                                   ("node3", "10.231.42.13")]
+    assert lab.vip == "10.231.42.200"
+    assert [a.host for a in lab.addresses()] == ["10.231.42.11", "10.231.42.12", "10.231.42.13"]
+    assert lab.domain_name("node2") == "flab-t1-node2"
+    with pytest.raises(UsageError):
+        lab.node("node9")
+
+
+def test_bad_lab_name() -> None:
+    with pytest.raises(UsageError):
+        Lab("../etc")
+
+
+def test_state_file_atomic_and_converges(home: Path) -> None:
+    lab = make_lab()
+    lab.save()
+    lab.mark("system:node1")
+    again = Lab.load("t1")
+    assert again.done("system:node1") and not again.done("system:node2")
+    again.unmark("system:node1")
+    assert not Lab.load("t1").done("system:node1")
+    assert not list(lab.dir.glob(".state.json.*"))  # no temporary file left behind
+
+
+def test_write_atomic_mode(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    write_atomic(path, "x\n", mode=0o600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_password_is_0600_and_stable(home: Path) -> None:
+    lab = make_lab()
+    first = lab.ensure_password()
+    assert len(first) >= 16
+    assert stat.S_IMODE(lab.password_file.stat().st_mode) == 0o600
+    assert lab.ensure_password() == first
+
+
+def test_current_lab_needs_a_finished_lab(home: Path) -> None:
+    with pytest.raises(UsageError, match="lab up"):
+        current_lab()
+    lab = make_lab("default")
+    lab.save()
+    with pytest.raises(UsageError):
+        current_lab()
+    lab.mark("cluster_snapshot")
+    assert current_lab().name == "default"
+
+
+def test_vagrantfile_renders(home: Path) -> None:
+    lab = make_lab()
+    text = vg.render_vagrantfile(lab)
+    for expected in ('lv.driver = "qemu"', 'config.vm.define "node3"', 'ip: "10.231.42.13"',
+                     'lv.default_prefix = "flab-t1-"', 'lv.management_network_mode = "none"',
+                     'libvirt__forward_mode: "none"', 'synced_folder ".", "/vagrant", disabled: true',
+                     'libvirt__network_name: "flab-t1-priv"', 'lv.memory = 768'):
+        assert expected in text, expected
+    assert "node4" not in text
+    kvm = make_lab("t2", nodes=2, driver="kvm")
+    assert 'lv.driver = "kvm"' in vg.render_vagrantfile(kvm)
+
+
+@pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
+def test_vagrant_validate_offline(home: Path) -> None:
+    from lab.lifecycle import _generate_key
+
+    lab = make_lab()
+    _generate_key(lab)
+    vg.write_vagrantfile(lab)
+    ok, output = vg.validate(lab)
+    assert ok, output
+
+
+def test_hosts_file_has_every_node_and_no_loopback_alias() -> None:
+    text = provision.hosts_file([("node1", "10.0.0.11"), ("node2", "10.0.0.12")])
+    assert "10.0.0.11\tnode1" in text and "10.0.0.12\tnode2" in text
+    assert "127.0.1.1" not in text
+
+
+def test_system_script_debian() -> None:
+    profile = provision.load_profile("debian12")
+    script = provision.system_script(node="node2", ip="10.0.0.12", cidr="10.0.0.0/24",
+                                     nodes=[("node1", "10.0.0.11"), ("node2", "10.0.0.12")],
+                                     pubkey="ssh-ed25519 AAAA lab", profile=profile)
+    assert "address 10.0.0.12/24" in script
+    assert "hostname node2" in script
+    assert "ssh-ed25519 AAAA lab" in script
+
+
+def test_pcsd_script_keeps_password_off_command_lines() -> None:
+    script = provision.pcsd_script("s3cr'et")
+    assert "chpasswd" in script and "'hacluster:s3cr'\"'\"'et'" in script
+    assert "pcs cluster destroy --force" in script
+
+
+@pytest.mark.parametrize(("version", "auth", "setup"), [
+    ("0.11.5", "pcs host auth node1 node2", "pcs cluster setup my_cluster node1 addr=10.0.0.11"),
+    ("0.10.8", "pcs host auth node1 node2", "pcs cluster setup my_cluster node1 addr="),
+    ("0.9.169", "pcs cluster auth node1 node2", "pcs cluster setup --name my_cluster node1 node2 --start"),
+])
+def test_pcs_syntax_follows_version(version: str, auth: str, setup: str) -> None:
+    assert auth in provision.auth_script(["node1", "node2"], "pw", version)
+    assert setup in provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], version)
+
+
+@pytest.mark.parametrize("name", ["alma8", "rocky8", "centos8"])
+def test_el8_profiles_render(name: str) -> None:
+    """Not testable live here (public boxes and mirrors): the commands must render."""
+    profile = provision.load_profile(name)
+    assert profile.box.startswith("generic/")
+    script = provision.packages_script(profile)
+    assert "dnf config-manager --set-enabled" in script
+    assert "high-availability" in script
+    assert "pacemaker corosync pcs" in script
+    system = provision.system_script(node="node1", ip="10.0.0.11", cidr="10.0.0.0/24",
+                                     nodes=[("node1", "10.0.0.11")], pubkey="k", profile=profile)
+    assert "nmcli con add type ethernet ifname eth1" in system and "10.0.0.11/24" in system
+    if name == "centos8":
+        assert "vault.centos.org" in script
+
+
+def test_unknown_box() -> None:
+    with pytest.raises(UsageError, match="unknown box"):
+        provision.load_profile("windows")
+
+
+def test_fault_registry_resolves_seed_exercises() -> None:
+    for exercise in load_all():
+        resolved = faults.resolve(exercise.start.faults, ["node1", "node2"])
+        for fault in resolved:
+            assert fault.kind in faults.REGISTRY
+    offline = next(e for e in load_all() if e.id == "troubleshoot-offline")
+    assert faults.resolve(offline.start.faults, ["node1", "node2", "node3"])[0].node == "node3"
+
+
+def test_fault_kinds_render() -> None:
+    assert "systemctl stop pacemaker" in faults.REGISTRY["stop-cluster"].script({})
+    assert "5404:5406" in faults.REGISTRY["cut-link"].script({})
+    assert "corosync" in faults.REGISTRY["stop-daemon"].script({"daemon": "corosync"})
+    assert "sed -i" in faults.REGISTRY["break-config"].script({"file": "/f", "sed": "s/a/b/"})
+    assert faults.REGISTRY["kill-node"].domain_action == "kill"
+    with pytest.raises(ExerciseSchemaError):
+        faults.resolve([{"kind": "meteor"}], ["node1"])
+    with pytest.raises(ExerciseSchemaError):
+        faults.resolve([{"kind": "stop-cluster", "node": "node7"}], ["node1"])
+    with pytest.raises(ExerciseSchemaError):
+        faults.resolve([{"kind": "break-config", "node": "first"}], ["node1"])
+
+
+def test_driver_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAB_FORCE_QEMU", "1")
+    assert virt.choose_driver() == ("qemu", None)
+    monkeypatch.delenv("LAB_FORCE_QEMU")
+    monkeypatch.setenv("LAB_DRIVER", "kvm")
+    assert virt.choose_driver() == ("kvm", None)
+
+
+def test_kvm_probe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "probe.json"
+    cache.write_text(json.dumps({"boot_id": virt._boot_id(), "limit": virt.KVM_PROBE_LIMIT,
+                                 "usable": False, "reason": "cached", "seconds": None}))
+    assert virt.probe_kvm(cache).reason == "cached"
+
+
+def test_kvm_probe_without_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os.path, "exists", lambda p: p != "/dev/kvm")
+    assert not virt._probe_kvm_uncached("qemu-system-x86_64", 1.0).usable
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu not installed")
+def test_probe_guest_boots_under_software_emulation() -> None:
+    """The probe guest itself is sound: under TCG it exits with the expected code."""
+    result = virt._run_probe("qemu-system-x86_64", "tcg", 20.0)
+    assert result.usable, result.reason
