@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lab.cib import Cib
 from lab.facts import Facts
 
 
@@ -27,6 +28,14 @@ def ok(message: str) -> Verdict:
 
 def fail(message: str) -> Verdict:
     return Verdict(False, message)
+
+
+def missing(cib: Cib, rsc_id: str) -> Verdict:
+    """Say a resource is missing, pointing at a near-miss id (ids are case-sensitive)."""
+    similar = [r for r in cib.resources if r.lower() == rsc_id.lower() and r != rsc_id]
+    if similar:
+        return fail(f"no resource '{rsc_id}' (found '{similar[0]}'; ids are case-sensitive)")
+    return fail(f"no resource '{rsc_id}' is configured")
 
 
 CheckFunction = Callable[..., Verdict]
@@ -68,9 +77,9 @@ def get_check(name: str) -> CheckSpec | None:
 
 
 def _load_all() -> None:
-    from checks import cluster, resources  # noqa: F401
+    from checks import cluster, config, constraints, resources  # noqa: F401
 
 
 _load_all()
 
-__all__ = ["REGISTRY", "CheckSpec", "Facts", "Verdict", "check", "fail", "get_check", "ok"]
+__all__ = ["REGISTRY", "CheckSpec", "Facts", "Verdict", "check", "fail", "get_check", "missing", "ok"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks import Verdict, check, fail, ok
+from checks import Verdict, check, fail, missing, ok
 from lab.cib import Cib, Resource, normalise_role
 from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
@@ -12,12 +12,6 @@ def _find(cib: Cib, rsc_id: str) -> Resource | None:
     return cib.resources.get(rsc_id)
 
 
-def _missing(cib: Cib, rsc_id: str) -> Verdict:
-    """Say a resource is missing, pointing at a near-miss id (ids are case-sensitive)."""
-    similar = [r for r in cib.resources if r.lower() == rsc_id.lower() and r != rsc_id]
-    if similar:
-        return fail(f"no resource '{rsc_id}' (found '{similar[0]}'; ids are case-sensitive)")
-    return fail(f"no resource '{rsc_id}' is configured")
 
 
 @check("primitive_agent")
@@ -25,7 +19,7 @@ def primitive_agent(facts: Facts, resource: str, agent: str) -> Verdict:
     """A primitive with this exact id uses this exact agent (class:provider:type)."""
     rsc = _find(facts.cib, resource)
     if rsc is None:
-        return _missing(facts.cib, resource)
+        return missing(facts.cib, resource)
     if rsc.kind != "primitive":
         return fail(f"'{resource}' is a {rsc.kind}, not a primitive")
     if rsc.agent != agent:
@@ -43,7 +37,7 @@ def monitor_interval(facts: Facts, resource: str, interval: str, role: str | Non
     expected = parse_ms(interval)
     rsc = _find(facts.cib, resource)
     if rsc is None:
-        return _missing(facts.cib, resource)
+        return missing(facts.cib, resource)
     # An op without a role and one with role=Started both run while the resource is
     # started (verified with crm_simulate: `op monitor interval=30 role=Started`).
     default_roles = (None, "Started")
@@ -65,7 +59,7 @@ def monitor_interval(facts: Facts, resource: str, interval: str, role: str | Non
 def resource_running(facts: Facts, resource: str, instances: int = 1) -> Verdict:
     """Pacemaker reports the resource started (at least `instances` of it), not failed."""
     if _find(facts.cib, resource) is None:
-        return _missing(facts.cib, resource)
+        return missing(facts.cib, resource)
     states = facts.status.instances(resource)
     running = [s for s in states if s.running and not s.failed]
     nodes = sorted({n for s in running for n in s.nodes})
@@ -93,7 +87,7 @@ def _target_role(facts: Facts, resource: str) -> str | None:
 def resource_disabled(facts: Facts, resource: str) -> Verdict:
     """The resource is disabled: its effective target-role is Stopped."""
     if _find(facts.cib, resource) is None:
-        return _missing(facts.cib, resource)
+        return missing(facts.cib, resource)
     role = _target_role(facts, resource)
     if role is None or role.lower() != "stopped":
         return fail(f"'{resource}' is not disabled (target-role {role or 'unset, i.e. Started'})")
@@ -104,7 +98,7 @@ def resource_disabled(facts: Facts, resource: str) -> Verdict:
 def resource_enabled(facts: Facts, resource: str) -> Verdict:
     """The resource is not disabled: no effective target-role Stopped."""
     if _find(facts.cib, resource) is None:
-        return _missing(facts.cib, resource)
+        return missing(facts.cib, resource)
     role = _target_role(facts, resource)
     if role is not None and role.lower() == "stopped":
         return fail(f"'{resource}' is still disabled (target-role Stopped)")

@@ -17,7 +17,15 @@ from lab.runner import CommandResult, require_ok, run_local
 
 # Inside a command, `pcs` works on the file and `crm` reads CIB_file, so the same
 # command text serves a live node and a CIB file.
-_PREAMBLE = 'pcs() { command pcs -f "$CIB_file" "$@"; }\n'
+# `crm_resource --wait` (let the cluster settle) becomes a scheduler run on the file.
+_PREAMBLE = (
+    'pcs() { command pcs -f "$CIB_file" "$@"; }\n'
+    'crm_resource() {\n'
+    '  if [ "$1" = --wait ]; then\n'
+    '    crm_simulate -x "$CIB_file" -S -q 1 -O "$CIB_file.settled" >/dev/null && mv "$CIB_file.settled" "$CIB_file"\n'
+    '  else command crm_resource "$@"; fi\n'
+    '}\n'
+)
 
 
 class OfflineCluster:
