@@ -116,3 +116,95 @@ def partition_quorate(facts: Facts) -> Verdict:
         if node.status is None or not node.status.quorate:
             return fail(f"{node.name}: pacemaker reports no quorum")
     return ok("partition is quorate on every node")
+
+
+
+def _same_value(expected: str, actual: str | None) -> bool:
+    """corosync reads numbers and yes/no flags loosely: 1 = yes = on."""
+    if actual is None:
+        return False
+    flags = {"1": "1", "yes": "1", "on": "1", "0": "0", "no": "0", "off": "0"}
+    a, e = actual.strip().lower(), expected.strip().lower()
+    return flags.get(a, a) == flags.get(e, e)
+
+
+@check("corosync_option", live=True, needs_cib=False)
+def corosync_option(facts: Facts, option: str, value: str) -> Verdict:
+    """corosync.conf on every node sets option (dotted path, e.g. totem.token) to value."""
+    problem = _unreachable_verdict(facts)
+    if problem:
+        return problem
+    nodes = list(facts.nodes.values())
+    for node in nodes:
+        if node.corosync_conf is None:
+            return fail(f"{node.name}: no readable /etc/corosync/corosync.conf")
+        actual = node.corosync_conf.option(option)
+        if not _same_value(value, actual):
+            return fail(f"{node.name}: corosync.conf has {option} = {actual if actual is not None else '(unset)'}, "
+                        f"expected {value}")
+    return ok(f"corosync.conf sets {option} = {value} on every node")
+
+
+@check("corosync_runtime", live=True, needs_cib=False)
+def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
+    """The running corosync on every node uses the value (corosync-cmapctl): the change is live."""
+    problem = _unreachable_verdict(facts)
+    if problem:
+        return problem
+    nodes = list(facts.nodes.values())
+    for node in nodes:
+        if not node.cmap:
+            return fail(f"{node.name}: corosync-cmapctl gave no answer (is corosync running?)")
+        actual = node.cmap.get(key)
+        if not _same_value(value, actual):
+            return fail(f"{node.name}: running corosync has {key} = {actual or '(unset)'}, expected {value} "
+                        "(reload or restart corosync after changing corosync.conf)")
+    return ok(f"running corosync uses {key} = {value} on every node")
+
+
+@check("quorum_flag", live=True, needs_cib=False)
+def quorum_flag(facts: Facts, flag: str) -> Verdict:
+    """corosync-quorumtool on every node shows the runtime flag (e.g. WaitForAll)."""
+    problem = _unreachable_verdict(facts)
+    if problem:
+        return problem
+    nodes = list(facts.nodes.values())
+    for node in nodes:
+        if node.quorum is None:
+            return fail(f"{node.name}: corosync-quorumtool gave no answer (is corosync running?)")
+        if flag not in node.quorum.flags:
+            shown = " ".join(sorted(node.quorum.flags)) or "none"
+            return fail(f"{node.name}: quorum flags are {shown}; {flag} is not active")
+    return ok(f"quorum flag {flag} active on every node")
+
+
+@check("corosync_conf_identical", live=True, needs_cib=False)
+def corosync_conf_identical(facts: Facts) -> Verdict:
+    """Every node has the same corosync configuration (same sections and values)."""
+    problem = _unreachable_verdict(facts)
+    if problem:
+        return problem
+    nodes = list(facts.nodes.values())
+    confs = {}
+    for node in nodes:
+        if node.corosync_conf is None:
+            return fail(f"{node.name}: no readable /etc/corosync/corosync.conf")
+        confs[node.name] = node.corosync_conf.root
+    first, *others = confs
+    differ = [name for name in others if confs[name] != confs[first]]
+    if differ:
+        return fail(f"corosync.conf on {', '.join(differ)} differs from {first}")
+    return ok("corosync.conf is the same on every node")
+
+
+@check("shadow_has_resource", live=True, needs_cib=False)
+def shadow_has_resource(facts: Facts, shadow: str, resource: str) -> Verdict:
+    """A shadow CIB (crm_shadow) of this name exists on some node and configures the resource."""
+    found = [n for n in facts.nodes.values() if shadow in n.shadows]
+    if not found:
+        return fail(f"no shadow CIB '{shadow}' on any node (crm_shadow --create {shadow})")
+    for node in found:
+        cib = node.shadows[shadow]
+        if cib is not None and resource in cib.resources:
+            return ok(f"shadow CIB '{shadow}' on {node.name} configures '{resource}'")
+    return fail(f"shadow CIB '{shadow}' exists but does not configure '{resource}'")

@@ -114,3 +114,14 @@ def resource_absent(facts: Facts, resource: str) -> Verdict:
     if active:
         return fail(f"'{resource}' is removed from the configuration but still active")
     return ok(f"no resource '{resource}' is configured or running")
+
+
+@check("resource_clean")
+def resource_clean(facts: Facts, resource: str) -> Verdict:
+    """No failed action or fail count is recorded for the resource (it was cleaned up)."""
+    if _find(facts.cib, resource) is None:
+        return missing(facts.cib, resource)
+    failures = facts.status.failures_of(resource)
+    if failures:
+        return fail(f"'{resource}' still has failures recorded: {'; '.join(failures)}")
+    return ok(f"no failures recorded for '{resource}'")

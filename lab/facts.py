@@ -54,6 +54,8 @@ class NodeFacts:
     services_enabled: Mapping[str, bool] = field(default_factory=dict)
     pcsd_known_hosts: frozenset[str] | None = None
     pcs_version: str | None = None
+    cmap: Mapping[str, str] = field(default_factory=dict)
+    shadows: Mapping[str, Cib | None] = field(default_factory=dict)
     extra: Mapping[str, CommandResult] = field(default_factory=dict)
 
     @property
@@ -156,6 +158,9 @@ for u in corosync pacemaker pcsd; do
 done
 sec known_hosts $S cat /var/lib/pcsd/known-hosts
 sec tokens $S cat /var/lib/pcsd/tokens
+sec cmap $S corosync-cmapctl
+sec shadows $S sh -c 'for f in /var/lib/pacemaker/cib/shadow.*; do [ -f "$f" ] || continue; \
+  printf "%s " "${f##*/shadow.}"; base64 "$f" | tr -d "\n"; echo; done'
 sec pcs_version sh -c 'dpkg-query -W -f "\${Version}" pcs 2>/dev/null || rpm -q --qf "%{VERSION}" pcs'
 """
 
@@ -211,6 +216,8 @@ def node_facts_from_sections(name: str, sections: Mapping[str, CommandResult],
     known = _known_hosts(out("known_hosts"), out("tokens"))
     version = out("pcs_version")
     return NodeFacts(
+        cmap=MappingProxyType(parse_cmap(out("cmap") or "")),
+        shadows=MappingProxyType(_shadows(name, out("shadows") or "")),
         name=name,
         hostname=(out("hostname") or "").strip() or None,
         cib=cib,
@@ -228,6 +235,29 @@ def node_facts_from_sections(name: str, sections: Mapping[str, CommandResult],
 
 
 _MISSING = CommandResult("", 1, "", "")
+
+
+def parse_cmap(text: str) -> dict[str, str]:
+    """`corosync-cmapctl` lines 'key (type) = value' into a dict."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            values[key.split(" (", 1)[0].strip()] = value.strip()
+    return values
+
+
+def _shadows(node: str, text: str) -> dict[str, Cib | None]:
+    """Shadow CIBs (crm_shadow) by name; one that does not parse is recorded as None."""
+    found: dict[str, Cib | None] = {}
+    for line in text.splitlines():
+        name, _, payload = line.partition(" ")
+        try:
+            xml = base64.b64decode(payload).decode("utf-8")
+            found[name] = cib_from_element(parse_untrusted(xml, f"shadow CIB {name} on {node}"))
+        except (ValueError, InputError):
+            found[name] = None
+    return found
 
 
 def _known_hosts(known_hosts: str | None, tokens: str | None) -> frozenset[str] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import shutil
 import threading
 import time
@@ -329,11 +330,27 @@ def _context(lab: Lab) -> dict[str, str]:
     return command_context(lab.node_names, vip_ip=lab.vip, password=lab.password())
 
 
-def _run_commands(node: SSHNode, commands: Sequence[str], context: dict[str, str], what: str) -> None:
-    if not commands:
-        return
-    script = "set -e\n" + "\n".join(render_command(c, context) for c in commands) + "\n"
-    provision.run_root(node, script, what, timeout=600)
+def _run_commands(nodes: dict[str, SSHNode], default: str, commands: Sequence[str],
+                  context: dict[str, str], what: str) -> None:
+    """Run commands as root on the default node; `on NODE: command` runs one elsewhere.
+
+    Consecutive commands for the same node go in one script (one SSH round trip).
+    """
+    batches: list[tuple[str, list[str]]] = []
+    for raw in commands:
+        text = render_command(raw, context)
+        target = default
+        match = re.match(r"on ([A-Za-z0-9_.-]+):\s*(.*)$", text, re.S)
+        if match:
+            target, text = match.group(1), match.group(2)
+            if target not in nodes:
+                raise UsageError(f"{what}: command for unknown node '{target}'")
+        if batches and batches[-1][0] == target:
+            batches[-1][1].append(text)
+        else:
+            batches.append((target, [text]))
+    for target, texts in batches:
+        provision.run_root(nodes[target], "set -e\n" + "\n".join(texts) + "\n", what, timeout=600)
 
 
 @dataclass(frozen=True)
@@ -371,7 +388,8 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
         healthy = time.monotonic() - began
         if exercise.start.commands:
             with progress.step(first.name, "start state commands"):
-                _run_commands(first, exercise.start.commands, _context(lab), f"start state of {exercise.id}")
+                _run_commands(nodes, first.name, exercise.start.commands, _context(lab),
+                              f"start state of {exercise.id}")
         _apply_faults(lab, faults, nodes, progress)
         if baseline == SNAP_CLUSTER:
             faulted = {f.node for f in faults}
@@ -412,11 +430,11 @@ def solve(exercise_id: str, progress: Progress | None = None) -> None:
     lab = require_lab()
     exercise: Exercise = load(exercise_id)
     commands = exercise.solution_for(lab.state.get("pcs_version"))
-    nodes = _connect_all(lab, [lab.node_names[0]])
+    nodes = _connect_all(lab)
     first = nodes[lab.node_names[0]]
     try:
         with progress.step(first.name, f"reference solution of {exercise.id}"):
-            _run_commands(first, commands, _context(lab), f"solution of {exercise.id}")
+            _run_commands(nodes, first.name, commands, _context(lab), f"solution of {exercise.id}")
         with progress.step(first.name, "cluster healthy and settled"):
             provision.run_root(first, provision.wait_healthy_script(len(lab.node_names)), "settle")
     finally:
