@@ -47,6 +47,12 @@ class CheckSpec:
     function: CheckFunction
     live: bool
     needs_cib: bool
+    gathers: tuple[str, ...] = ()
+
+    @property
+    def sections(self) -> frozenset[str]:
+        """The fact sections (lab.facts) a live gather must collect for this check."""
+        return frozenset(self.gathers) | (CIB_SECTIONS if self.needs_cib else frozenset())
 
     def validate_params(self, params: dict) -> str | None:
         """None when params fit the function's signature, else what is wrong."""
@@ -60,13 +66,17 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(name: str, *, live: bool = False, needs_cib: bool = True) -> Callable[[CheckFunction], CheckFunction]:
+CIB_SECTIONS = frozenset({"cib", "crm_mon"})
+
+
+def check(name: str, *, live: bool = False, needs_cib: bool = True,
+          gathers: tuple[str, ...] = ()) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check under the name exercise files use."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if name in REGISTRY:
             raise ValueError(f"check {name!r} registered twice")
-        REGISTRY[name] = CheckSpec(name, function, live, needs_cib)
+        REGISTRY[name] = CheckSpec(name, function, live, needs_cib, gathers)
         return function
 
     return register

@@ -21,7 +21,7 @@ def _matches_node(entry: str, node: NodeFacts) -> bool:
     return entry in (node.name, node.hostname)
 
 
-@check("pcsd_authenticated", live=True, needs_cib=False)
+@check("pcsd_authenticated", live=True, needs_cib=False, gathers=("known_hosts", "tokens"))
 def pcsd_authenticated(facts: Facts) -> Verdict:
     """Some node's pcsd knows (is authenticated to) every lab node, as cluster setup requires."""
     expected = set(facts.expected_nodes)
@@ -39,7 +39,7 @@ def pcsd_authenticated(facts: Facts) -> Verdict:
     return fail(f"pcsd on {best[0]} is not authenticated to {', '.join(sorted(best[1]))}")
 
 
-@check("corosync_config", live=True, needs_cib=False)
+@check("corosync_config", live=True, needs_cib=False, gathers=("corosync_conf",))
 def corosync_config(facts: Facts, cluster_name: str) -> Verdict:
     """Every node's corosync.conf names the cluster and lists exactly the lab's nodes."""
     problem = _unreachable_verdict(facts)
@@ -59,7 +59,7 @@ def corosync_config(facts: Facts, cluster_name: str) -> Verdict:
     return ok(f"corosync.conf names '{cluster_name}' with {', '.join(sorted(expected))} on every node")
 
 
-@check("services_active", live=True, needs_cib=False)
+@check("services_active", live=True, needs_cib=False, gathers=("active",))
 def services_active(facts: Facts, services: list[str]) -> Verdict:
     """The named daemons are running on every node."""
     problem = _unreachable_verdict(facts)
@@ -72,7 +72,7 @@ def services_active(facts: Facts, services: list[str]) -> Verdict:
     return ok(f"{', '.join(services)} running on every node")
 
 
-@check("services_enabled", live=True, needs_cib=False)
+@check("services_enabled", live=True, needs_cib=False, gathers=("enabled",))
 def services_enabled(facts: Facts, services: list[str]) -> Verdict:
     """The named daemons start at boot on every node."""
     problem = _unreachable_verdict(facts)
@@ -85,7 +85,7 @@ def services_enabled(facts: Facts, services: list[str]) -> Verdict:
     return ok(f"{', '.join(services)} enabled at boot on every node")
 
 
-@check("all_nodes_online", live=True)
+@check("all_nodes_online", live=True, gathers=())
 def all_nodes_online(facts: Facts) -> Verdict:
     """Every lab node is online in the view of every node (no split partitions)."""
     problem = _unreachable_verdict(facts)
@@ -102,7 +102,7 @@ def all_nodes_online(facts: Facts) -> Verdict:
     return ok(f"{', '.join(sorted(expected))} online")
 
 
-@check("partition_quorate", live=True)
+@check("partition_quorate", live=True, gathers=("quorum",))
 def partition_quorate(facts: Facts) -> Verdict:
     """Corosync on every node reports a quorate partition, and pacemaker agrees."""
     problem = _unreachable_verdict(facts)
@@ -128,7 +128,7 @@ def _same_value(expected: str, actual: str | None) -> bool:
     return flags.get(a, a) == flags.get(e, e)
 
 
-@check("corosync_option", live=True, needs_cib=False)
+@check("corosync_option", live=True, needs_cib=False, gathers=("corosync_conf",))
 def corosync_option(facts: Facts, option: str, value: str) -> Verdict:
     """corosync.conf on every node sets option (dotted path, e.g. totem.token) to value."""
     problem = _unreachable_verdict(facts)
@@ -145,7 +145,7 @@ def corosync_option(facts: Facts, option: str, value: str) -> Verdict:
     return ok(f"corosync.conf sets {option} = {value} on every node")
 
 
-@check("corosync_runtime", live=True, needs_cib=False)
+@check("corosync_runtime", live=True, needs_cib=False, gathers=("cmap",))
 def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
     """The running corosync on every node uses the value (corosync-cmapctl): the change is live."""
     problem = _unreachable_verdict(facts)
@@ -162,7 +162,7 @@ def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
     return ok(f"running corosync uses {key} = {value} on every node")
 
 
-@check("quorum_flag", live=True, needs_cib=False)
+@check("quorum_flag", live=True, needs_cib=False, gathers=("quorum",))
 def quorum_flag(facts: Facts, flag: str) -> Verdict:
     """corosync-quorumtool on every node shows the runtime flag (e.g. WaitForAll)."""
     problem = _unreachable_verdict(facts)
@@ -178,7 +178,7 @@ def quorum_flag(facts: Facts, flag: str) -> Verdict:
     return ok(f"quorum flag {flag} active on every node")
 
 
-@check("corosync_conf_identical", live=True, needs_cib=False)
+@check("corosync_conf_identical", live=True, needs_cib=False, gathers=("corosync_conf",))
 def corosync_conf_identical(facts: Facts) -> Verdict:
     """Every node has the same corosync configuration (same sections and values)."""
     problem = _unreachable_verdict(facts)
@@ -197,7 +197,7 @@ def corosync_conf_identical(facts: Facts) -> Verdict:
     return ok("corosync.conf is the same on every node")
 
 
-@check("shadow_has_resource", live=True, needs_cib=False)
+@check("shadow_has_resource", live=True, needs_cib=False, gathers=("shadows",))
 def shadow_has_resource(facts: Facts, shadow: str, resource: str) -> Verdict:
     """A shadow CIB (crm_shadow) of this name exists on some node and configures the resource."""
     found = [n for n in facts.nodes.values() if shadow in n.shadows]

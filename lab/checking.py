@@ -8,7 +8,7 @@ from pathlib import Path
 from lab.errors import NodeError, UsageError
 from lab.exercises import Exercise
 from lab.facts import Facts, facts_from_cib_file, gather_live
-from lab.grading import Report, grade
+from lab.grading import Report, grade, sections_for
 from lab.paths import lab_home
 from lab.ssh import NodeAddress, SSHNode
 
@@ -18,7 +18,8 @@ def check_cib_file(exercise: Exercise, path: Path) -> Report:
 
 
 def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | None,
-                          known_hosts: Path, timeout: float = 10.0) -> Facts:
+                          known_hosts: Path, timeout: float = 10.0,
+                          sections: frozenset[str] | None = None) -> Facts:
     """One SSH connection per node, all nodes in parallel; the whole lab down is an error."""
     names = [a.name for a in addresses]
     if len(set(names)) != len(names):
@@ -28,7 +29,7 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
     nodes = [SSHNode(a, identity=identity, known_hosts=known_hosts, connect_timeout=timeout)
              for a in addresses]
     try:
-        facts = gather_live(nodes, names)
+        facts = gather_live(nodes, names, sections=sections)
     finally:
         for node in nodes:
             node.close()
@@ -47,7 +48,8 @@ def check_nodes(exercise: Exercise, specs: Sequence[str], *, identity: Path | No
     addresses = [NodeAddress.parse(s) for s in specs]
     try:
         facts = gather_from_addresses(addresses, identity=identity,
-                                      known_hosts=lab_home() / "known_hosts", timeout=timeout)
+                                      known_hosts=lab_home() / "known_hosts", timeout=timeout,
+                                      sections=sections_for(exercise))
     except NodeError as exc:
         raise UsageError(str(exc)) from None
     return grade(exercise, facts)
@@ -59,7 +61,7 @@ def check_current_lab(exercise: Exercise) -> Report:
     lab = current_lab()
     try:
         facts = gather_from_addresses(lab.addresses(), identity=lab.identity,
-                                      known_hosts=lab.known_hosts)
+                                      known_hosts=lab.known_hosts, sections=sections_for(exercise))
     except NodeError as exc:
         raise UsageError(f"{exc} (is the lab up? try 'lab status')") from None
     return grade(exercise, facts)

@@ -50,6 +50,11 @@ class Report:
         return 0 if self.passed else 1
 
 
+def sections_for(exercise: Exercise) -> frozenset[str]:
+    """Which fact sections a live gather needs for this exercise's checks."""
+    return frozenset().union(*(get_check(c.check).sections for c in exercise.checks))
+
+
 def grade(exercise: Exercise, facts: Facts) -> Report:
     """Judge facts against every check of the exercise; a crashing check is a failure."""
     if not facts.live and all(get_check(c.check).live for c in exercise.checks):
