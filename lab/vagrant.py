@@ -17,7 +17,7 @@ import jinja2
 
 from lab.errors import LabError, UsageError
 from lab.labstate import Lab, write_atomic
-from lab.paths import project_root
+from lab.paths import lab_home, project_root
 from lab.runner import run_local
 
 BOOT_TIMEOUT = 600
@@ -159,16 +159,35 @@ def box_installed(box_name: str) -> bool:
     return False
 
 
+def box_dir() -> Path:
+    """Where boxes/debian12/build.sh puts the box (same rule as the script)."""
+    override = os.environ.get("LAB_BOX_DIR")
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "failover-lab" / "boxes"
+
+
 def debian12_box_file() -> Path:
-    return project_root() / "boxes" / "debian12" / "output" / "debian12.box"
+    return box_dir() / "debian12" / "debian12.box"
+
+
+def _recipe_hash(box_file: Path) -> str | None:
+    try:
+        return box_file.with_name(box_file.name + ".recipe-sha256").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def ensure_box(box_name: str, box_file: Path | None) -> str | None:
-    """Add the box to Vagrant if missing; returns what was done, or None."""
-    if box_installed(box_name):
-        return None
+    """Add the box to Vagrant if missing or built from another recipe; returns what was done."""
     if box_file is None:
         return None  # a public box: vagrant up fetches it
+    marker = lab_home() / "boxes" / (box_name.replace("/", "_") + ".recipe-sha256")
+    wanted = _recipe_hash(box_file) if box_file.exists() else None
+    installed = marker.read_text().strip() if marker.exists() else None
+    if box_installed(box_name) and (wanted is None or wanted == installed):
+        return None
     if not box_file.exists():
         raise UsageError(f"box {box_name} is not installed and {box_file} does not exist: build it with "
                          f"'sudo bash boxes/debian12/build.sh' (offline, from Debian packages)")
@@ -176,4 +195,7 @@ def ensure_box(box_name: str, box_file: Path | None) -> str | None:
                        env={"VAGRANT_CHECKPOINT_DISABLE": "1"}, timeout=1800)
     if not result.ok and not box_installed(box_name):
         raise VagrantError(f"vagrant box add {box_file} failed: {result.tail(2)}")
+    if wanted:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(wanted + "\n")
     return f"added box {box_name} from {box_file}"

@@ -10,8 +10,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT="$HERE/output"
-WORK="$HERE/work"
+# Built boxes live outside the source tree, so fresh clones (and CI) reuse them.
+OUT="${LAB_BOX_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/failover-lab/boxes}/debian12"
+WORK="$OUT/work"
 BOX="$OUT/debian12.box"
 HASH_FILE="$OUT/debian12.box.recipe-sha256"
 SUITE=bookworm
