@@ -40,6 +40,9 @@ class FaultKind:
     # ... or an action on the domain: "kill" or "pause".
     domain_action: str | None = None
     required: tuple[str, ...] = ()
+    # The node leaves the membership only after corosync's token timeout: `lab start`
+    # waits until the other nodes see it offline, so the exercise starts really broken.
+    takes_node_out: bool = False
 
 
 def _stop_cluster(_: Mapping[str, Any]) -> str:
@@ -65,13 +68,16 @@ def _break_config(params: Mapping[str, Any]) -> str:
 
 
 REGISTRY: dict[str, FaultKind] = {k.name: k for k in (
-    FaultKind("stop-cluster", "stop pacemaker and corosync on the node", script=_stop_cluster),
+    FaultKind("stop-cluster", "stop pacemaker and corosync on the node", script=_stop_cluster,
+              takes_node_out=True),
     FaultKind("stop-daemon", "stop one daemon (param daemon, default pacemaker)", script=_stop_daemon),
-    FaultKind("cut-link", "drop corosync traffic in and out of the node (iptables)", script=_cut_link),
+    FaultKind("cut-link", "drop corosync traffic in and out of the node (iptables)", script=_cut_link,
+              takes_node_out=True),
     FaultKind("break-config", "edit a file with sed (params file, sed; optional restart)",
               script=_break_config, required=("file", "sed")),
-    FaultKind("kill-node", "power the node off hard (libvirt destroy)", domain_action="kill"),
-    FaultKind("pause-node", "freeze the node (libvirt suspend)", domain_action="pause"),
+    FaultKind("kill-node", "power the node off hard (libvirt destroy)", domain_action="kill",
+              takes_node_out=True),
+    FaultKind("pause-node", "freeze the node (libvirt suspend)", domain_action="pause", takes_node_out=True),
 )}
 
 

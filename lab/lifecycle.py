@@ -394,6 +394,10 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
         if baseline == SNAP_CLUSTER:
             faulted = {f.node for f in faults}
             settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
+            gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
+            if gone:
+                with progress.step(settle_on, f"{', '.join(gone)} seen offline"):
+                    provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
             with progress.step(settle_on, "cluster settled (crm_resource --wait)"):
                 nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
     finally:

@@ -172,6 +172,21 @@ done
 """
 
 
+def wait_offline_script(nodes: list[str], *, timeout: int = 90) -> str:
+    """Poll until this node's pacemaker reports every named node offline (a fault took effect)."""
+    checks = " && ".join(
+        f"printf '%s' \"$out\" | grep -q '<node name=\"{n}\"[^>]* online=\"false\"'" for n in nodes)
+    return f"""set -u
+end=$(( $(date +%s) + {timeout} ))
+while :; do
+  out=$(crm_mon --one-shot --output-as=xml 2>/dev/null || true)
+  if {checks}; then break; fi
+  [ "$(date +%s)" -lt "$end" ] || {{ echo "{' '.join(nodes)} still online after {timeout} s" >&2; exit 1; }}
+  sleep 0.5
+done
+"""
+
+
 def stonith_script() -> str:
     """stonith-enabled=false with the C tool (pcs costs seconds of Python start-up per call)."""
     return ("set -eu\n[ \"$(crm_attribute -t crm_config -n stonith-enabled -q -G 2>/dev/null)\" = false ] || "
