@@ -60,6 +60,8 @@ def leftovers() -> list[str]:
 def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterator[None]:
     """Bring up the test lab (after removing stale leftovers), yield, destroy and verify."""
     if not _libvirt_ok():
+        if os.environ.get("CI"):  # CI starts libvirt itself (.ci/libvirt-up.sh): missing is a failure
+            pytest.fail(f"libvirt ({URI}) or vagrant not available in CI")
         pytest.skip(f"libvirt ({URI}) or vagrant not available: start 'virtlogd -d; libvirtd -d'")
     home = Path(os.environ.get("LAB_E2E_HOME") or tmp_path_factory.mktemp("labhome"))
     os.environ["LAB_HOME"] = str(home)
@@ -71,12 +73,13 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterato
     if not debian12_box_file().exists():
         subprocess.run(["bash", str(project_root() / "boxes" / "debian12" / "build.sh")], check=True, timeout=1800)
     began = time.monotonic()
-    result = lab("up", "--nodes", str(nodes), timeout=1800)
-    assert result.returncode == 0, result.stderr[-3000:]
-    print(f"\nlab up: {time.monotonic() - began:.0f} s", file=sys.stderr)
     try:
+        result = lab("up", "--nodes", str(nodes), timeout=1800)
+        assert result.returncode == 0, result.stderr[-3000:]
+        print(f"\nlab up: {time.monotonic() - began:.0f} s", file=sys.stderr)
         yield
     finally:
+        # Also after a failed or interrupted `lab up`: nothing may stay behind.
         result = lab("destroy", timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
         assert leftovers() == []
