@@ -57,10 +57,10 @@ def sections_for(exercise: Exercise) -> frozenset[str]:
 
 def grade(exercise: Exercise, facts: Facts) -> Report:
     """Judge facts against every check of the exercise; a crashing check is a failure."""
-    if not facts.live and all(get_check(c.check).live for c in exercise.checks):
+    if not facts.live and (exercise.live_only or all(get_check(c.check).live for c in exercise.checks)):
         raise UsageError(
-            f"'{exercise.id}' can only be graded on a live lab (its checks need running nodes); "
-            "drop --cib"
+            f"'{exercise.id}' can only be graded on a live lab (its start state and checks need running "
+            "nodes); drop --cib"
         )
     outcomes = []
     for ref in exercise.checks:
