@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from checks import Verdict, check, fail, ok
 from lab.facts import Facts, NodeFacts
 
-
-def _unreachable(facts: Facts) -> list[NodeFacts]:
-    return [n for n in facts.nodes.values() if not n.reachable]
+NO_CONF = "no readable /etc/corosync/corosync.conf"
 
 
 def _unreachable_verdict(facts: Facts) -> Verdict | None:
-    down = _unreachable(facts)
+    down = [n for n in facts.nodes.values() if not n.reachable]
     if down:
         return fail("; ".join(n.error or n.name for n in down))
     return None
 
 
-def _matches_node(entry: str, node: NodeFacts) -> bool:
-    return entry in (node.name, node.hostname)
+def _on_every_node(facts: Facts, complaint: Callable[[NodeFacts], str | None], success: str) -> Verdict:
+    """Pass when every node is reachable and `complaint` finds nothing wrong on any of them."""
+    problem = _unreachable_verdict(facts)
+    if problem:
+        return problem
+    for node in facts.nodes.values():
+        wrong = complaint(node)
+        if wrong:
+            return fail(f"{node.name}: {wrong}")
+    return ok(success)
+
+
+def _same_value(expected: str, actual: str | None) -> bool:
+    """corosync reads numbers and yes/no flags loosely: 1 = yes = on."""
+    if actual is None:
+        return False
+    flags = {"1": "1", "yes": "1", "on": "1", "0": "0", "no": "0", "off": "0"}
+    a, e = actual.strip().lower(), expected.strip().lower()
+    return flags.get(a, a) == flags.get(e, e)
 
 
 @check("pcsd_authenticated", live=True, needs_cib=False, gathers=("known_hosts", "tokens"))
@@ -42,154 +59,129 @@ def pcsd_authenticated(facts: Facts) -> Verdict:
 @check("corosync_config", live=True, needs_cib=False, gathers=("corosync_conf",))
 def corosync_config(facts: Facts, cluster_name: str) -> Verdict:
     """Every node's corosync.conf names the cluster and lists exactly the lab's nodes."""
+    expected = set(facts.expected_nodes)
+
+    def complaint(node: NodeFacts) -> str | None:
+        conf = node.corosync_conf
+        if conf is None:
+            return NO_CONF
+        if conf.cluster_name != cluster_name:
+            return f"cluster_name is {conf.cluster_name!r}, expected {cluster_name!r}"
+        listed = set(conf.node_names)
+        if listed != expected:
+            return (f"corosync.conf lists nodes {', '.join(sorted(listed)) or 'none'}, "
+                    f"expected {', '.join(sorted(expected))}")
+        return None
+
+    return _on_every_node(facts, complaint,
+                          f"corosync.conf names '{cluster_name}' with {', '.join(sorted(expected))} on every node")
+
+
+def _services(facts: Facts, services: list[str], states: Callable[[NodeFacts], dict], adjective: str) -> Verdict:
     problem = _unreachable_verdict(facts)
     if problem:
         return problem
-    expected = set(facts.expected_nodes)
-    for node in facts.nodes.values():
-        conf = node.corosync_conf
-        if conf is None:
-            return fail(f"{node.name}: no readable /etc/corosync/corosync.conf")
-        if conf.cluster_name != cluster_name:
-            return fail(f"{node.name}: cluster_name is {conf.cluster_name!r}, expected {cluster_name!r}")
-        listed = set(conf.node_names)
-        if listed != expected:
-            return fail(f"{node.name}: corosync.conf lists nodes {', '.join(sorted(listed)) or 'none'}, "
-                        f"expected {', '.join(sorted(expected))}")
-    return ok(f"corosync.conf names '{cluster_name}' with {', '.join(sorted(expected))} on every node")
+    wrong = [f"{svc} on {node.name}" for node in facts.nodes.values() for svc in services
+             if not states(node).get(svc, False)]
+    if wrong:
+        return fail(f"not {adjective}: " + ", ".join(wrong))
+    return ok(f"{', '.join(services)} {adjective} on every node")
 
 
 @check("services_active", live=True, needs_cib=False, gathers=("active",))
 def services_active(facts: Facts, services: list[str]) -> Verdict:
     """The named daemons are running on every node."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    stopped = [f"{svc} on {node.name}" for node in facts.nodes.values() for svc in services
-               if not node.services.get(svc, False)]
-    if stopped:
-        return fail("not running: " + ", ".join(stopped))
-    return ok(f"{', '.join(services)} running on every node")
+    return _services(facts, services, lambda n: n.services, "running")
 
 
 @check("services_enabled", live=True, needs_cib=False, gathers=("enabled",))
 def services_enabled(facts: Facts, services: list[str]) -> Verdict:
     """The named daemons start at boot on every node."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    disabled = [f"{svc} on {node.name}" for node in facts.nodes.values() for svc in services
-                if not node.services_enabled.get(svc, False)]
-    if disabled:
-        return fail("not enabled at boot: " + ", ".join(disabled))
-    return ok(f"{', '.join(services)} enabled at boot on every node")
+    return _services(facts, services, lambda n: n.services_enabled, "enabled at boot")
 
 
 @check("all_nodes_online", live=True, gathers=())
 def all_nodes_online(facts: Facts) -> Verdict:
     """Every lab node is online in the view of every node (no split partitions)."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
     expected = set(facts.expected_nodes)
-    for node in facts.nodes.values():
+
+    def complaint(node: NodeFacts) -> str | None:
         if node.status is None:
-            return fail(f"{node.name}: pacemaker does not answer (crm_mon failed)")
-        online = set(node.status.online_nodes())
-        missing = expected - online
-        if missing:
-            return fail(f"{node.name} sees {', '.join(sorted(missing))} offline")
-    return ok(f"{', '.join(sorted(expected))} online")
+            return "pacemaker does not answer (crm_mon failed)"
+        missing = expected - set(node.status.online_nodes())
+        return f"sees {', '.join(sorted(missing))} offline" if missing else None
+
+    return _on_every_node(facts, complaint, f"{', '.join(sorted(expected))} online")
 
 
 @check("partition_quorate", live=True, gathers=("quorum",))
 def partition_quorate(facts: Facts) -> Verdict:
     """Corosync on every node reports a quorate partition, and pacemaker agrees."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    for node in facts.nodes.values():
+
+    def complaint(node: NodeFacts) -> str | None:
         if node.quorum is None:
-            return fail(f"{node.name}: corosync-quorumtool gave no answer (is corosync running?)")
+            return "corosync-quorumtool gave no answer (is corosync running?)"
         if not node.quorum.quorate:
-            return fail(f"{node.name}: partition is not quorate")
+            return "partition is not quorate"
         if node.status is None or not node.status.quorate:
-            return fail(f"{node.name}: pacemaker reports no quorum")
-    return ok("partition is quorate on every node")
+            return "pacemaker reports no quorum"
+        return None
 
-
-
-def _same_value(expected: str, actual: str | None) -> bool:
-    """corosync reads numbers and yes/no flags loosely: 1 = yes = on."""
-    if actual is None:
-        return False
-    flags = {"1": "1", "yes": "1", "on": "1", "0": "0", "no": "0", "off": "0"}
-    a, e = actual.strip().lower(), expected.strip().lower()
-    return flags.get(a, a) == flags.get(e, e)
+    return _on_every_node(facts, complaint, "partition is quorate on every node")
 
 
 @check("corosync_option", live=True, needs_cib=False, gathers=("corosync_conf",))
 def corosync_option(facts: Facts, option: str, value: str) -> Verdict:
     """corosync.conf on every node sets option (dotted path, e.g. totem.token) to value."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    nodes = list(facts.nodes.values())
-    for node in nodes:
+
+    def complaint(node: NodeFacts) -> str | None:
         if node.corosync_conf is None:
-            return fail(f"{node.name}: no readable /etc/corosync/corosync.conf")
+            return NO_CONF
         actual = node.corosync_conf.option(option)
-        if not _same_value(value, actual):
-            return fail(f"{node.name}: corosync.conf has {option} = {actual if actual is not None else '(unset)'}, "
-                        f"expected {value}")
-    return ok(f"corosync.conf sets {option} = {value} on every node")
+        if _same_value(value, actual):
+            return None
+        return f"corosync.conf has {option} = {actual if actual is not None else '(unset)'}, expected {value}"
+
+    return _on_every_node(facts, complaint, f"corosync.conf sets {option} = {value} on every node")
 
 
 @check("corosync_runtime", live=True, needs_cib=False, gathers=("cmap",))
 def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
     """The running corosync on every node uses the value (corosync-cmapctl): the change is live."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    nodes = list(facts.nodes.values())
-    for node in nodes:
+
+    def complaint(node: NodeFacts) -> str | None:
         if not node.cmap:
-            return fail(f"{node.name}: corosync-cmapctl gave no answer (is corosync running?)")
+            return "corosync-cmapctl gave no answer (is corosync running?)"
         actual = node.cmap.get(key)
-        if not _same_value(value, actual):
-            return fail(f"{node.name}: running corosync has {key} = {actual or '(unset)'}, expected {value} "
-                        "(reload or restart corosync after changing corosync.conf)")
-    return ok(f"running corosync uses {key} = {value} on every node")
+        if _same_value(value, actual):
+            return None
+        return (f"running corosync has {key} = {actual or '(unset)'}, expected {value} "
+                "(reload or restart corosync after changing corosync.conf)")
+
+    return _on_every_node(facts, complaint, f"running corosync uses {key} = {value} on every node")
 
 
 @check("quorum_flag", live=True, needs_cib=False, gathers=("quorum",))
 def quorum_flag(facts: Facts, flag: str) -> Verdict:
     """corosync-quorumtool on every node shows the runtime flag (e.g. WaitForAll)."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    nodes = list(facts.nodes.values())
-    for node in nodes:
+
+    def complaint(node: NodeFacts) -> str | None:
         if node.quorum is None:
-            return fail(f"{node.name}: corosync-quorumtool gave no answer (is corosync running?)")
-        if flag not in node.quorum.flags:
-            shown = " ".join(sorted(node.quorum.flags)) or "none"
-            return fail(f"{node.name}: quorum flags are {shown}; {flag} is not active")
-    return ok(f"quorum flag {flag} active on every node")
+            return "corosync-quorumtool gave no answer (is corosync running?)"
+        if flag in node.quorum.flags:
+            return None
+        return f"quorum flags are {' '.join(sorted(node.quorum.flags)) or 'none'}; {flag} is not active"
+
+    return _on_every_node(facts, complaint, f"quorum flag {flag} active on every node")
 
 
 @check("corosync_conf_identical", live=True, needs_cib=False, gathers=("corosync_conf",))
 def corosync_conf_identical(facts: Facts) -> Verdict:
     """Every node has the same corosync configuration (same sections and values)."""
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    nodes = list(facts.nodes.values())
-    confs = {}
-    for node in nodes:
-        if node.corosync_conf is None:
-            return fail(f"{node.name}: no readable /etc/corosync/corosync.conf")
-        confs[node.name] = node.corosync_conf.root
+    verdict = _on_every_node(facts, lambda n: NO_CONF if n.corosync_conf is None else None, "")
+    if not verdict.passed:
+        return verdict
+    confs = {node.name: node.corosync_conf.root for node in facts.nodes.values()}
     first, *others = confs
     differ = [name for name in others if confs[name] != confs[first]]
     if differ:

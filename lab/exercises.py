@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import ExerciseSchemaError, UsageError
+from lab.tomlfile import read_toml
 
 BASELINES = ("installed", "cluster")
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -198,13 +198,7 @@ def parse_exercise(data: dict, path: Path) -> Exercise:
 
 
 def load_exercise_file(path: Path) -> Exercise:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ExerciseSchemaError(f"cannot read {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ExerciseSchemaError(f"{path.name}: not valid TOML: {exc}") from None
-    return parse_exercise(data, path)
+    return parse_exercise(read_toml(path, "exercise file", ExerciseSchemaError), path)
 
 
 def load_all() -> list[Exercise]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from lab.errors import LabError, UsageError
 from lab.exercises import Exercise
 from lab.grading import Report
 from lab.report import report_dict
+from lab.tomlfile import read_toml
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,7 @@ class LabResult:
 
 def load_roster(path: Path) -> list[RosterEntry]:
     """Read a roster TOML: [[lab]] tables with name and either nodes = [...] or cib = FILE."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read roster {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"roster {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "roster", UsageError)
     default_identity = data.get("identity")
     labs = data.get("lab")
     if not isinstance(labs, list) or not labs:
