@@ -23,17 +23,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rebuild-seconds", type=float)
     parser.add_argument("--keep", action="store_true", help="keep the lab afterwards")
+    parser.add_argument("--name", default=NAME, help="lab to use (an existing one is reused)")
     args = parser.parse_args()
+    name = args.name
     rebuild = args.rebuild_seconds
     if rebuild is None:
-        lab("destroy", name=NAME)
-        rebuild = lab("up", name=NAME)
+        lab("destroy", name=name)
+        rebuild = lab("up", name=name)
     else:
-        lab("up", name=NAME)
-    lab("start", "resource-delete", name=NAME)
-    starts = [lab("start", ex, name=NAME) for ex in ("resource-create", "resource-update", "troubleshoot-offline")]
-    checks = [lab("check", "resource-update", name=NAME) for _ in range(5)]
-    rss = qemu_rss_kib(f"guest=flab-{NAME}-")
+        lab("up", name=name)
+    lab("start", "resource-delete", name=name)
+    starts = [lab("start", ex, name=name) for ex in ("resource-create", "resource-update", "troubleshoot-offline")]
+    checks = [lab("check", "resource-update", name=name) for _ in range(5)]
+    rss = qemu_rss_kib(f"guest=flab-{name}-")
     best = min(starts)
     print(f"rebuild (lab up from nothing): {rebuild:.1f} s")
     print(f"lab start after another exercise: {', '.join(f'{s:.1f}' for s in starts)} s "
@@ -43,7 +45,7 @@ def main() -> None:
     print(f"lab check latency: median {statistics.median(checks):.2f} s, max {max(checks):.2f} s (goal <= 1 s)")
     print(f"host RAM (RSS) of the qemu processes now: {rss / 1024:.0f} MiB")
     if not args.keep:
-        lab("destroy", name=NAME)
+        lab("destroy", name=name)
 
 
 if __name__ == "__main__":
