@@ -24,6 +24,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("reset", help="start the current exercise again")
     p = sub.add_parser("solve", help="apply the exercise's reference solution (demos, tests)")
     p.add_argument("exercise")
+    p.add_argument("--tool", choices=("pcs", "crmsh"), default="pcs",
+                   help="which reference solution to apply (default pcs)")
     sub.add_parser("halt", help="shut the lab's VMs down (snapshots are kept)")
     sub.add_parser("destroy", help="remove the lab: VMs, volumes, networks, snapshots, folder")
     sub.add_parser("doctor", help="check the host: libvirt, vagrant, KVM, disk, box")
@@ -73,7 +75,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     from lab import lifecycle
 
-    lifecycle.solve(args.exercise)
+    lifecycle.solve(args.exercise, tool=args.tool)
     return 0
 
 

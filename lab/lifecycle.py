@@ -428,12 +428,12 @@ def reset(progress: Progress | None = None) -> StartTimes:
     return start(lab.state["exercise"], progress)
 
 
-def solve(exercise_id: str, progress: Progress | None = None) -> None:
-    """Apply the reference pcs solution (in the installed pcs's syntax) on node1, then wait."""
+def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs") -> None:
+    """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait."""
     progress = progress or Progress()
     lab = require_lab()
     exercise: Exercise = load(exercise_id)
-    commands = exercise.solution_for(lab.state.get("pcs_version"))
+    commands = exercise.solution_crmsh if tool == "crmsh" else exercise.solution_for(lab.state.get("pcs_version"))
     nodes = _connect_all(lab)
     first = nodes[lab.node_names[0]]
     try:
