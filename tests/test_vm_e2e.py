@@ -90,13 +90,13 @@ def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield from running_lab(tmp_path_factory, nodes=2)
 
 
-def red_solve_green(exercise_id: str) -> None:
+def red_solve_green(exercise_id: str, tool: str = "pcs") -> None:
     """lab start -> check fails -> lab solve -> check passes, on the live lab."""
     started = lab("start", exercise_id)
     assert started.returncode == 0, started.stderr[-2000:]
     red = lab("check", exercise_id, timeout=120)
     assert red.returncode == 1, red.stdout + red.stderr
-    solved = lab("solve", exercise_id)
+    solved = lab("solve", exercise_id, "--tool", tool)
     assert solved.returncode == 0, solved.stderr[-2000:]
     green = lab("check", exercise_id, timeout=120)
     assert green.returncode == 0, green.stdout + green.stderr
