@@ -332,23 +332,26 @@ def _context(lab: Lab) -> dict[str, str]:
 
 def _run_commands(nodes: dict[str, SSHNode], default: str, commands: Sequence[str],
                   context: dict[str, str], what: str) -> None:
-    """Run commands as root on the default node; `on NODE: command` runs one elsewhere.
+    """Run commands as root on the default node; `on NODE: command` runs one elsewhere and
+    `on all: command` on every node, in node order.
 
     Consecutive commands for the same node go in one script (one SSH round trip).
     """
     batches: list[tuple[str, list[str]]] = []
     for raw in commands:
         text = render_command(raw, context)
-        target = default
+        targets = [default]
         match = re.match(r"on ([A-Za-z0-9_.-]+):\s*(.*)$", text, re.S)
         if match:
-            target, text = match.group(1), match.group(2)
-            if target not in nodes:
-                raise UsageError(f"{what}: command for unknown node '{target}'")
-        if batches and batches[-1][0] == target:
-            batches[-1][1].append(text)
-        else:
-            batches.append((target, [text]))
+            text = match.group(2)
+            targets = list(nodes) if match.group(1) == "all" else [match.group(1)]
+            if any(t not in nodes for t in targets):
+                raise UsageError(f"{what}: command for unknown node '{match.group(1)}'")
+        for target in targets:
+            if batches and batches[-1][0] == target:
+                batches[-1][1].append(text)
+            else:
+                batches.append((target, [text]))
     for target, texts in batches:
         provision.run_root(nodes[target], "set -e\n" + "\n".join(texts) + "\n", what, timeout=600)
 
