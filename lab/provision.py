@@ -202,7 +202,9 @@ def set_clock_script(epoch: float) -> str:
 
 def run_root(node: SSHNode, script: str, what: str, *, timeout: float = 600) -> CommandResult:
     """Run a script as root on the node; a failure is a NodeError naming the node and the step."""
-    result = node.run("sudo -n bash -s", input_text=script, timeout=timeout)
+    # The script is an argument, not stdin: a command in it that reads stdin (crmsh does
+    # when it is not a terminal) must not eat the rest of the script.
+    result = node.run(["sudo", "-n", "bash", "-c", script], timeout=timeout)
     if not result.ok:
         raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(3)}")
     return result
