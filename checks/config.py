@@ -7,7 +7,7 @@ durations in any notation (60, 60s, 1min, PT1M, 60000ms), scores as numbers.
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
-from lab.cib import Cib
+from lab.cib import Cib, recurring_monitors
 from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
 from lab.scores import is_true, parse_score
@@ -136,7 +136,7 @@ def resource_template(facts: Facts, template: str, agent: str, monitor: str) -> 
     if tpl.agent != agent:
         return fail(f"template '{template}' uses {tpl.agent}, expected {agent}")
     expected = parse_ms(monitor)
-    monitors = [op for op in tpl.operations if op.name == "monitor" and op.enabled and op.recurring]
+    monitors = recurring_monitors(tpl.operations)
     if not monitors or any(op.interval_ms != expected for op in monitors):
         found = ", ".join(op.interval_text for op in monitors) or "none"
         return fail(f"template '{template}' monitors every {found}, expected {format_ms(expected or 0)}")

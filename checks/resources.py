@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
-from lab.cib import Cib, Resource, normalise_role
+from lab.cib import Cib, Resource, normalise_role, recurring_monitors
 from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
 
@@ -42,10 +42,7 @@ def monitor_interval(facts: Facts, resource: str, interval: str, role: str | Non
     # started (verified with crm_simulate: `op monitor interval=30 role=Started`).
     default_roles = (None, "Started")
     wanted = default_roles if role in default_roles else (normalise_role(role),)
-    monitors = [
-        op for op in facts.cib.operations_of(resource)
-        if op.name == "monitor" and op.enabled and op.recurring and op.role in wanted
-    ]
+    monitors = recurring_monitors(facts.cib.operations_of(resource), wanted)
     if not monitors:
         return fail(f"'{resource}' has no enabled recurring monitor operation")
     wrong = [op for op in monitors if op.interval_ms != expected]

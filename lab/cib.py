@@ -73,6 +73,12 @@ class Operation:
         return bool(self.interval_ms)
 
 
+def recurring_monitors(ops: tuple[Operation, ...], roles: tuple[str | None, ...] | None = None) -> list[Operation]:
+    """Enabled recurring monitor operations, optionally only those for the given roles."""
+    return [op for op in ops if op.name == "monitor" and op.enabled and op.recurring
+            and (roles is None or op.role in roles)]
+
+
 @dataclass(frozen=True)
 class Resource:
     id: str
