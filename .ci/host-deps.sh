@@ -10,6 +10,8 @@ packages=(
   # the VM lab
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils dnsmasq-base iptables ebtables
+  # the host side of the fencing exercise (fence_xvm in the guests asks it to reset a VM)
+  fence-virtd
   # building the offline Debian 12 box
   mmdebstrap extlinux syslinux-common e2fsprogs fdisk
   # grading saved CIBs locally, and the tests' real cluster states

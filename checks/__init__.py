@@ -87,7 +87,7 @@ def get_check(name: str) -> CheckSpec | None:
 
 
 def _load_all() -> None:
-    from checks import cluster, config, constraints, resources  # noqa: F401
+    from checks import cluster, config, constraints, fencing, resources  # noqa: F401
 
 
 _load_all()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from lab.errors import NodeError, UsageError
 from lab.exercises import Exercise
 from lab.facts import Facts, facts_from_cib_file, gather_live
 from lab.grading import Report, grade, sections_for
 from lab.paths import lab_home
+from lab.probes import probe_names, run_probes, without_probes
 from lab.ssh import NodeAddress, SSHNode
 
 
@@ -26,13 +29,22 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
         raise UsageError("node names given twice in --node")
     if identity is not None and not identity.is_file():
         raise UsageError(f"identity file {identity} does not exist")
-    nodes = [SSHNode(a, identity=identity, known_hosts=known_hosts, connect_timeout=timeout)
-             for a in addresses]
+    def connect(address: NodeAddress) -> SSHNode:
+        return SSHNode(address, identity=identity, known_hosts=known_hosts, connect_timeout=timeout)
+
+    nodes = [connect(a) for a in addresses]
     try:
-        facts = gather_live(nodes, names, sections=sections)
+        facts = gather_live(nodes, names, sections=without_probes(sections))
     finally:
         for node in nodes:
             node.close()
+    # Probes act on the lab (fence, reboot): they run after the state was read, so every
+    # other check judges the cluster as the candidate left it.
+    by_name = {a.name: a for a in addresses}
+    wanted = probe_names(sections)
+    if wanted and any(n.reachable for n in facts.nodes.values()):
+        probed = run_probes(wanted, names, lambda name: connect(by_name[name]))
+        facts = dataclasses.replace(facts, probes=MappingProxyType(probed))
     changed = [n.name for n in nodes if n.host_key_changed]
     if changed:  # a possible impostor: refuse to grade at all, even if other nodes answered
         errors = "; ".join(facts.nodes[name].error or name for name in changed)

@@ -34,6 +34,8 @@ class StartState:
     commands: tuple[str, ...] = ()
     faults: tuple[dict[str, Any], ...] = ()
     min_nodes: int = 2
+    # Host-side preparation (lab.fixtures): a fence daemon, a shared disk.
+    fixtures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Exercise:
     checks: tuple[CheckRef, ...]
     live_only: bool
     notes: str = ""
+    # pcs 0.10.x only, where 0.11 changed a syntax (e.g. sbd's --device= became device=).
+    solution_pcs010: tuple[str, ...] | None = None
     path: Path = field(default=Path())
 
     @property
@@ -60,6 +64,8 @@ class Exercise:
         """The pcs solution in the syntax of the installed pcs (0.9 differs from 0.10+)."""
         if pcs_generation(pcs_version) == "0.9" and self.solution_pcs09 is not None:
             return self.solution_pcs09
+        if pcs_version and re.match(r"0\.10\.", pcs_version) and self.solution_pcs010 is not None:
+            return self.solution_pcs010
         return self.solution_pcs
 
 
@@ -67,10 +73,16 @@ class Exercise:
 OFFLINE_VIP = "192.0.2.10"
 
 
-def command_context(nodes: Sequence[str], *, vip_ip: str = OFFLINE_VIP, password: str = "") -> dict[str, str]:
-    """Values for the {placeholders} of start and solution commands."""
+def command_context(nodes: Sequence[str], *, vip_ip: str = OFFLINE_VIP, password: str = "",
+                    vms: Sequence[str] | None = None) -> dict[str, str]:
+    """Values for the {placeholders} of start and solution commands.
+
+    `vms` are the nodes' libvirt domain names, which fencing maps node names to.
+    """
+    vms = list(vms) if vms is not None else [f"VM_OF_{n}" for n in nodes]
     context = {"nodes": " ".join(nodes), "vip_ip": vip_ip, "password": password,
-               "first_node": nodes[0], "last_node": nodes[-1]}
+               "first_node": nodes[0], "last_node": nodes[-1],
+               "vm_map": ";".join(f"{n}:{vm}" for n, vm in zip(nodes, vms, strict=True))}
     context.update({f"node{i}": name for i, name in enumerate(nodes, start=1)})
     return context
 
@@ -144,10 +156,18 @@ def parse_exercise(data: dict, path: Path) -> Exercise:
     min_nodes = start_data.get("min_nodes", 2)
     if not isinstance(min_nodes, int) or not 1 <= min_nodes <= 5:
         raise ExerciseSchemaError(f"{where} [start]: min_nodes must be an integer 1..5")
+    from lab.fixtures import FIXTURES
+
+    fixtures = _strings(start_data, "fixtures", f"{where} [start]", False)
+    unknown_fixtures = [f for f in fixtures if f not in FIXTURES]
+    if unknown_fixtures:
+        raise ExerciseSchemaError(f"{where} [start]: unknown fixture(s) {', '.join(unknown_fixtures)} "
+                                  f"(known: {', '.join(FIXTURES)})")
     start = StartState(baseline, _strings(start_data, "commands", f"{where} [start]", False),
-                       tuple(faults), min_nodes)
+                       tuple(faults), min_nodes, fixtures)
     solution = _require(data, "solution", dict, where)
     pcs09 = _strings(solution, "pcs09", f"{where} [solution]", False) or None
+    pcs010 = _strings(solution, "pcs010", f"{where} [solution]", False) or None
     checks = []
     seen: set[str] = set()
     for index, raw in enumerate(_require(data, "checks", list, where)):
@@ -190,6 +210,7 @@ def parse_exercise(data: dict, path: Path) -> Exercise:
         solution_pcs=_strings(solution, "pcs", f"{where} [solution]"),
         solution_crmsh=_strings(solution, "crmsh", f"{where} [solution]"),
         solution_pcs09=pcs09,
+        solution_pcs010=pcs010,
         checks=tuple(checks),
         live_only=live_only,
         notes=data.get("notes", ""),

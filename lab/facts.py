@@ -22,6 +22,7 @@ from typing import Protocol
 from lab.cib import Cib, cib_from_element
 from lab.corosync import CorosyncConf, QuorumInfo, parse_corosync_conf, parse_quorumtool
 from lab.errors import InputError, LabError, UsageError
+from lab.probes import ProbeResult
 from lab.runner import CommandResult, run_local
 from lab.status import Status, status_from_element
 from lab.xmlsafe import parse_untrusted
@@ -35,6 +36,61 @@ class Runner(Protocol):
 
     def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
             input_text: str | None = None) -> CommandResult: ...
+
+
+@dataclass(frozen=True)
+class SbdInfo:
+    """sbd as one node has it: configured devices, daemon state, the slots on each disk."""
+
+    devices: tuple[str, ...]
+    active: bool
+    slots: frozenset[str]
+    header: bool | None  # False: a configured disk has no SBD header; None: no disk listed
+
+
+def parse_sbd(text: str) -> SbdInfo | None:
+    """The `sbd` gather section: ==CONF== file, ==ACTIVE== state, per disk ==LIST== output ==RC== rc."""
+    if "==CONF==" not in text:
+        return None
+    devices: tuple[str, ...] = ()
+    active = False
+    slots: set[str] = set()
+    header: bool | None = None
+    mode = ""
+    for line in text.splitlines():
+        if line.startswith("==ACTIVE=="):
+            active = line.split()[-1] == "active"
+            mode = ""
+        elif line.startswith("==CONF=="):
+            mode = "conf"
+        elif line.startswith("==LIST=="):
+            mode = "list"
+        elif line.startswith("==RC=="):
+            ok_rc = line.split()[-1] == "0"
+            header = ok_rc if header is None else header and ok_rc
+            mode = ""
+        elif mode == "conf":
+            key, sep, value = line.strip().partition("=")
+            if sep and key == "SBD_DEVICE":
+                devices = tuple(d for d in value.strip().strip("\"'").split(";") if d)
+        elif mode == "list":
+            parts = line.split()
+            if len(parts) >= 3 and parts[0].isdigit():
+                slots.add(parts[1])
+    return SbdInfo(devices, active, frozenset(slots), header)
+
+
+def parse_fence_targets(text: str) -> dict[str, str]:
+    """The `fence_targets` gather section: '==NODE== name' then stonith_admin --list output."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("==NODE== "):
+            current = line.split(None, 1)[1].strip()
+            out[current] = []
+        elif current is not None:
+            out[current].append(line)
+    return {node: "\n".join(lines) for node, lines in out.items()}
 
 
 @dataclass(frozen=True)
@@ -56,6 +112,8 @@ class NodeFacts:
     pcs_version: str | None = None
     cmap: Mapping[str, str] = field(default_factory=dict)
     shadows: Mapping[str, Cib | None] = field(default_factory=dict)
+    fence_targets: Mapping[str, str] = field(default_factory=dict)  # node -> stonith_admin --list
+    sbd: SbdInfo | None = None
     extra: Mapping[str, CommandResult] = field(default_factory=dict)
 
     @property
@@ -74,6 +132,7 @@ class Facts:
     status: Status | None
     nodes: Mapping[str, NodeFacts]
     source: str
+    probes: Mapping[str, ProbeResult] = field(default_factory=dict)
 
     @property
     def pcs_version(self) -> str | None:
@@ -146,6 +205,21 @@ _GATHER_START = r"""
 d=$(mktemp -d) || exit 1
 names=""
 sec() { n=$1; shift; names="$names $n"; ( "$@" >"$d/$n.out" 2>/dev/null; echo $? >"$d/$n.rc" ) & }
+# Helpers use their own variable names: `sec` keeps n, d and names in the same shell.
+fence_targets() {
+  for _node in $(crm_node -l 2>/dev/null | awk '{print $2}'); do
+    echo "==NODE== $_node"; stonith_admin --list "$_node" --timeout 20 2>&1
+  done
+  return 0
+}
+sbd_facts() {
+  _conf=/etc/default/sbd; [ -f "$_conf" ] || _conf=/etc/sysconfig/sbd; [ -f "$_conf" ] || return 3
+  echo "==CONF=="; cat "$_conf"
+  echo "==ACTIVE== $(systemctl is-active sbd 2>/dev/null)"
+  for _dev in $(sed -n 's/^[[:space:]]*SBD_DEVICE=//p' "$_conf" | tail -n 1 | tr -d "\"'" | tr ';' ' '); do
+    echo "==LIST== $_dev"; sbd -d "$_dev" list 2>&1; echo "==RC== $?"
+  done
+}
 """
 _GATHER_SECTIONS = r"""
 sec hostname uname -n
@@ -160,6 +234,8 @@ sec tokens cat /var/lib/pcsd/tokens
 sec cmap corosync-cmapctl
 sec shadows sh -c 'for f in /var/lib/pacemaker/cib/shadow.*; do [ -f "$f" ] || continue; \
   printf "%s " "${f##*/shadow.}"; base64 "$f" | tr -d "\n"; echo; done'
+sec fence_targets fence_targets
+sec sbd sbd_facts
 sec pcs_version sh -c 'dpkg-query -W -f "\${Version}" pcs 2>/dev/null || rpm -q --qf "%{VERSION}" pcs'
 """
 _GATHER_END = r"""
@@ -226,6 +302,8 @@ def node_facts_from_sections(name: str, sections: Mapping[str, CommandResult],
     return NodeFacts(
         cmap=MappingProxyType(parse_cmap(out("cmap") or "")),
         shadows=MappingProxyType(_shadows(name, out("shadows") or "")),
+        fence_targets=MappingProxyType(parse_fence_targets(out("fence_targets") or "")),
+        sbd=parse_sbd(out("sbd") or ""),
         name=name,
         hostname=(out("hostname") or "").strip() or None,
         cib=cib,

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lab import faults as faultlib
-from lab import provision, virt
+from lab import fixtures, provision, virt
 from lab import vagrant as vg
 from lab.errors import LabError, NodeError, UsageError
 from lab.exercises import Exercise, command_context, load, render_command
@@ -327,7 +327,8 @@ def require_lab() -> Lab:
 
 
 def _context(lab: Lab) -> dict[str, str]:
-    return command_context(lab.node_names, vip_ip=lab.vip, password=lab.password())
+    return command_context(lab.node_names, vip_ip=lab.vip, password=lab.password(),
+                           vms=[lab.domain_name(n) for n in lab.node_names])
 
 
 def _run_commands(nodes: dict[str, SSHNode], default: str, commands: Sequence[str],
@@ -389,6 +390,8 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
             with progress.step(first.name, "cluster healthy (all online, quorate)"):
                 provision.run_root(first, provision.wait_healthy_script(len(domains), settle=False), "health")
         healthy = time.monotonic() - began
+        if exercise.start.fixtures:
+            fixtures.apply(lab, exercise.start.fixtures, nodes, progress)
         if exercise.start.commands:
             with progress.step(first.name, "start state commands"):
                 _run_commands(nodes, first.name, exercise.start.commands, _context(lab),
@@ -477,6 +480,7 @@ def info_lines(secrets: bool = False) -> list[str]:
              f"memory:     {lab.state['memory']} MiB x {len(lab.node_names)} nodes",
              f"network:    {lab.state['private_cidr']} (isolated), VIP for exercises {lab.vip}",
              f"nodes:      {', '.join(f'{n.name}={n.ip}' for n in lab.nodes)}",
+             f"VMs:        {', '.join(f'{n}={lab.domain_name(n)}' for n in lab.node_names)} (libvirt domains)",
              f"ssh:        lab ssh NODE (key {lab.identity}, known_hosts {lab.known_hosts})",
              f"pcs:        {lab.state.get('pcs_version') or 'unknown'}",
              f"exercise:   {lab.state.get('exercise') or '-'}"]
@@ -508,6 +512,7 @@ def destroy(name: str | None = None, progress: Progress | None = None) -> virt.L
     """vagrant destroy, then remove every libvirt object with the lab's prefix, then the folder."""
     progress = progress or Progress()
     lab = Lab.load(name or current_name())
+    fixtures.release(lab)
     domains = [lab.domain_name(n) for n in lab.node_names] if "private_cidr" in lab.state else []
     if domains:
         with contextlib.suppress(LabError):

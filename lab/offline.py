@@ -7,6 +7,7 @@ the real pacemaker tools: `pcs -f`, `crm` with CIB_file, `crm_simulate -S`.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,9 @@ class OfflineCluster:
     def run(self, command: str, substitutions: dict[str, str] | None = None) -> CommandResult:
         """Run one shell command against the file; raise LabError when it fails."""
         text = render_command(command, substitutions or command_context(self.nodes))
+        if re.match(r"on [A-Za-z0-9_.-]+:", text):
+            # `on NODE: ...` acts on a node's OS (a user, a firewall rule), not on the CIB.
+            return CommandResult(text, 0, "", "skipped on a CIB file: a node-level command")
         result = run_local(["sh", "-c", _PREAMBLE + text],
                            env={"CIB_file": str(self.path), "CIB_shadow": ""}, timeout=120)
         return require_ok(result, f"'{text}'")

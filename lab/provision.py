@@ -40,7 +40,15 @@ class Profile:
 
     @property
     def box_path(self) -> Path | None:
-        return project_root() / self.box_file if self.box_file else None
+        """The local box file: 'cache:REL' is under the box cache (where build.sh writes), else
+        relative to the project."""
+        if not self.box_file:
+            return None
+        if self.box_file.startswith("cache:"):
+            from lab.vagrant import box_dir
+
+            return box_dir() / self.box_file.removeprefix("cache:")
+        return project_root() / self.box_file
 
 
 def profiles_dir() -> Path:

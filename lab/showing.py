@@ -29,7 +29,8 @@ def display_context() -> dict[str, str]:
     lab = _current_lab()
     nodes = lab.node_names if lab is not None else ["node1", "node2"]
     vip = lab.vip if lab is not None else "VIP_ADDRESS"
-    return command_context(nodes, vip_ip=vip, password="PASSWORD")
+    vms = [lab.domain_name(n) for n in nodes] if lab is not None else None
+    return command_context(nodes, vip_ip=vip, password="PASSWORD", vms=vms)
 
 
 def render_exercise(exercise: Exercise, *, hint_level: int = 0, solution: bool = False,
@@ -63,6 +64,8 @@ def render_exercise(exercise: Exercise, *, hint_level: int = 0, solution: bool =
             other = exercise.solution_pcs if generation == "0.9" else exercise.solution_pcs09
             label = "pcs 0.10 and later" if generation == "0.9" else "pcs 0.9 (older material)"
             lines += [f"For comparison, {label}:", *shown_commands(other), ""]
+        if exercise.solution_pcs010 is not None and exercise.solution_for(version) != exercise.solution_pcs010:
+            lines += ["For comparison, pcs 0.10.x (EL8):", *shown_commands(exercise.solution_pcs010), ""]
     if exercise.notes and (hint_level >= 2 or solution):
         lines += ["Why the syntax differs:", textwrap.indent(exercise.notes.strip(), "  "), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -140,6 +140,11 @@ class SSHNode:
                 raise NodeError(f"{self.name}: no SSH answer from {where} within "
                                 f"{self.connect_timeout:g} s") from None
             raise NodeError(f"{self.name}: cannot connect to {where}: {exc}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            # A node that is reset (fenced, rebooted) never closes the connection: keepalives
+            # make the rebooted node answer with a reset, so run() notices instead of waiting.
+            transport.set_keepalive(5)
         self._client = client
 
     def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
@@ -171,6 +176,9 @@ class SSHNode:
                 err += channel.recv_stderr(65536)
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
+            if channel.closed and not channel.exit_status_ready():
+                self.close()
+                raise NodeError(f"{self.name}: connection lost while running a command")
             if time.monotonic() > deadline:
                 channel.close()
                 return CommandResult(text, 124, out.decode(errors="replace"),

@@ -198,4 +198,8 @@ def ensure_box(box_name: str, box_file: Path | None) -> str | None:
     if wanted:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(wanted + "\n")
-    return f"added box {box_name} from {box_file}"
+    from lab import virt
+
+    pruned = virt.prune_box_volumes(box_name)
+    freed = f"; removed {len(pruned)} unused copies of older versions" if pruned else ""
+    return f"added box {box_name} from {box_file}{freed}"

@@ -182,9 +182,65 @@ def revert(names: Sequence[str], snapshot: str) -> None:
             snap = dom.snapshotLookupByName(snapshot)
         except libvirt.libvirtError:
             raise VirtError(f"{dom.name()} has no snapshot '{snapshot}'; run 'lab up' to make it") from None
-        dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+        # FORCE: a disk hot-plugged since the snapshot (the SBD disk) makes the running
+        # configuration differ from the snapshot's; libvirt then restarts QEMU from it.
+        dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED
+                             | libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE)
     _each(names, act)
     resume(names)
+
+
+def bridge_name(network: str) -> str:
+    """The host bridge of a libvirt network (where a host daemon listens to the lab)."""
+    libvirt = _libvirt()
+    conn = connect()
+    try:
+        return conn.networkLookupByName(network).bridgeName()
+    except libvirt.libvirtError as exc:
+        raise VirtError(f"no libvirt network {network}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def shared_disk(pool_name: str, volume: str, size_mib: int) -> str:
+    """A raw volume for a disk every node shares (SBD); made once, its path returned."""
+    libvirt = _libvirt()
+    conn = connect()
+    try:
+        pool = conn.storagePoolLookupByName(pool_name)
+        try:
+            return pool.storageVolLookupByName(volume).path()
+        except libvirt.libvirtError:
+            pass
+        xml = (f"<volume><name>{volume}</name><capacity unit='MiB'>{size_mib}</capacity>"
+               f"<allocation unit='MiB'>{size_mib}</allocation><target><format type='raw'/></target></volume>")
+        return pool.createXML(xml, 0).path()
+    except libvirt.libvirtError as exc:
+        raise VirtError(f"cannot create volume {volume} in pool {pool_name}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def attach_shared_disk(names: Sequence[str], path: str, target: str = "vdb") -> None:
+    """Hot-plug the raw file into every running domain as a shareable virtio disk.
+
+    Live only, never in the persistent definition: the next snapshot revert removes it.
+    """
+    libvirt = _libvirt()
+
+    def act(_conn, dom) -> None:  # noqa: ANN001
+        if path in dom.XMLDesc(0):
+            return
+        for cache in ("none", "writethrough"):  # O_DIRECT is not available on every file system
+            xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw' cache='{cache}'/>"
+                   f"<source file='{path}'/><target dev='{target}' bus='virtio'/><shareable/></disk>")
+            try:
+                dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                return
+            except libvirt.libvirtError as exc:
+                error = exc
+        raise VirtError(f"cannot attach {path} to {dom.name()}: {error}")
+    _each(names, act)
 
 
 def destroy_domains(names: Sequence[str]) -> None:
@@ -271,6 +327,34 @@ def remove_leftovers(prefix: str) -> Leftovers:
     finally:
         conn.close()
     return found
+
+
+def prune_box_volumes(box_name: str) -> list[str]:
+    """Remove the copies vagrant-libvirt made of earlier versions of a box (one per `vagrant box
+    add`, ~1 GiB each) that no lab's disk still uses as its backing file."""
+    import xml.etree.ElementTree as ET
+
+    libvirt = _libvirt()
+    stem = box_name.replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_"
+    conn = connect()
+    removed = []
+    try:
+        pools = [p for p in conn.listAllStoragePools() if p.isActive()]
+        volumes = [v for p in pools for v in p.listAllVolumes()]
+        backing = set()
+        for vol in volumes:
+            with contextlib.suppress(libvirt.libvirtError, ET.ParseError):
+                path = ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+                if path:
+                    backing.add(path)
+        for vol in volumes:
+            if vol.name().startswith(stem) and vol.path() not in backing:
+                with contextlib.suppress(libvirt.libvirtError):
+                    vol.delete(0)
+                    removed.append(vol.name())
+    finally:
+        conn.close()
+    return removed
 
 
 def used_subnets() -> list[str]:

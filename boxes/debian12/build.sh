@@ -21,7 +21,7 @@ PACKAGES=(
   systemd systemd-sysv udev dbus kmod linux-image-amd64 initramfs-tools
   openssh-server sudo ifupdown isc-dhcp-client netbase iproute2 iputils-ping
   iptables procps less cron
-  pacemaker corosync pcs crmsh resource-agents fence-agents
+  pacemaker corosync pcs crmsh resource-agents fence-agents fence-virt sbd
 )
 
 FORCE=0

@@ -107,13 +107,16 @@ UNIT
 
 # --- cluster services: no Debian one-node corosync.conf, no autostart -------
 rm -f "$R/etc/corosync/corosync.conf"
-in_root systemctl disable corosync.service pacemaker.service >/dev/null 2>&1
+# sbd's package enables it, and corosync requires an enabled sbd: without a configured
+# disk or watchdog it fails and takes corosync with it. The sbd exercise enables it.
+in_root systemctl disable corosync.service pacemaker.service sbd.service >/dev/null 2>&1
 in_root systemctl enable pcsd.service failover-lab-ssh-hostkeys.service >/dev/null 2>&1
 # systemd applies presets on a first boot (empty machine-id): keep them in line.
 install -d "$R/etc/systemd/system-preset"
 cat >"$R/etc/systemd/system-preset/00-failover-lab.preset" <<'PRESET'
 disable corosync.service
 disable pacemaker.service
+disable sbd.service
 enable pcsd.service
 enable failover-lab-ssh-hostkeys.service
 PRESET

@@ -1,0 +1,148 @@
+"""The host side of real fencing: one fence_virtd per lab, listening only on the lab's network.
+
+fence_xvm in a guest multicasts a signed request (225.0.0.12:1229); this lab's
+fence_virtd hears it on the lab's cluster bridge only, checks the signature with the
+lab's own key, checks that the sender and the target are this lab's nodes (a fence_virt
+"group"), and resets the domain through libvirt. Several labs, or a system fence_virtd,
+can share the port: a request signed with another key is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from lab import virt
+from lab.errors import LabError, UsageError
+from lab.labstate import Lab, write_atomic
+
+GUEST_KEY = "/etc/cluster/fence_xvm.key"
+MULTICAST = "225.0.0.12"
+PORT = 1229
+INSTALL_HINT = ("fence_virtd is not installed on this host: apt-get install fence-virtd "
+                "(Fedora/EL: dnf install fence-virtd fence-virtd-libvirt fence-virtd-multicast)")
+
+
+def key_file(lab: Lab) -> Path:
+    return lab.dir / "fence_xvm.key"
+
+
+def pid_file(lab: Lab) -> Path:
+    return lab.dir / "fence_virtd.pid"
+
+
+def ensure_key(lab: Lab) -> bytes:
+    """The lab's fence key (random, 0600), made once."""
+    path = key_file(lab)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(512))
+    return path.read_bytes()
+
+
+def config_text(lab: Lab, bridge: str) -> str:
+    """fence_virt.conf: multicast on the lab's bridge only, libvirt backend, one group of this lab's VMs."""
+    members = "".join(f'\t\tip = "{n.ip}";\n' for n in lab.nodes)
+    members += "".join(f'\t\tuuid = "{lab.domain_name(n)}";\n' for n in lab.node_names)
+    return f"""# Written by Failover Lab for lab "{lab.name}"; 'lab destroy' stops this daemon.
+fence_virtd {{
+\tlistener = "multicast";
+\tbackend = "libvirt";
+\tmodule_path = "{module_path()}";
+}}
+listeners {{
+\tmulticast {{
+\t\tkey_file = "{key_file(lab)}";
+\t\taddress = "{MULTICAST}";
+\t\tport = "{PORT}";
+\t\tinterface = "{bridge}";
+\t}}
+}}
+backends {{
+\tlibvirt {{
+\t\turi = "{virt.uri()}";
+\t}}
+}}
+groups {{
+\tgroup {{
+\t\tname = "{lab.prefix}nodes";
+{members}\t}}
+}}
+"""
+
+
+def module_path() -> str:
+    """Where the fence_virtd plugins live (Debian multiarch, or EL's lib64)."""
+    for candidate in ("/usr/lib/x86_64-linux-gnu/fence-virt", "/usr/lib64/fence-virt", "/usr/lib/fence-virt",
+                      "/usr/lib/aarch64-linux-gnu/fence-virt"):
+        if Path(candidate, "multicast.so").exists():
+            return candidate
+    return "/usr/lib64/fence-virt"
+
+
+def running_pid(lab: Lab) -> int | None:
+    try:
+        pid = int(pid_file(lab).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return pid if cmdline and cmdline[0].endswith(b"fence_virtd") and str(lab.dir).encode() in b" ".join(cmdline) \
+        else None
+
+
+def ensure_running(lab: Lab) -> int:
+    """Start the lab's fence_virtd unless it already runs; return its pid."""
+    pid = running_pid(lab)
+    if pid is not None:
+        return pid
+    binary = shutil.which("fence_virtd") or next(
+        (p for p in ("/usr/sbin/fence_virtd", "/sbin/fence_virtd") if Path(p).exists()), None)
+    if binary is None:
+        raise UsageError(INSTALL_HINT)
+    ensure_key(lab)
+    conf = lab.dir / "fence_virt.conf"
+    write_atomic(conf, config_text(lab, virt.bridge_name(f"{lab.prefix}priv")))
+    log = (lab.dir / "fence_virtd.log").open("ab")
+    # -F: stay in the foreground of our own detached process, so the log and pid are ours.
+    proc = subprocess.Popen([binary, "-F", "-f", str(conf), "-p", str(pid_file(lab))],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    write_atomic(pid_file(lab), f"{proc.pid}\n")
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        tail = (lab.dir / "fence_virtd.log").read_text(errors="replace").strip().splitlines()[-3:]
+        raise LabError(f"fence_virtd exited at once (exit {proc.returncode}): {' / '.join(tail)}")
+    return proc.pid
+
+
+def stop(lab: Lab) -> None:
+    pid = running_pid(lab)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        if running_pid(lab) is None:
+            break
+        time.sleep(0.1)
+    pid_file(lab).unlink(missing_ok=True)
+
+
+def guest_script(key: bytes) -> str:
+    """Install the lab's key where fence_xvm looks for it by default."""
+    import base64
+
+    return (f"set -eu\ninstall -d -m 0755 /etc/cluster\n"
+            f"echo {base64.b64encode(key).decode()} | base64 -d > {GUEST_KEY}.new\n"
+            f"chmod 0600 {GUEST_KEY}.new && mv {GUEST_KEY}.new {GUEST_KEY}\n")
