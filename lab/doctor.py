@@ -109,5 +109,16 @@ def _box() -> Item:
                 "sudo bash boxes/debian12/build.sh (offline, Debian packages only, about 2 minutes)")
 
 
+def _fence_virtd() -> Item:
+    import shutil
+
+    from lab import fencehost
+
+    if shutil.which("fence_virtd") or Path("/usr/sbin/fence_virtd").exists():
+        return Item("ok", "fencing", f"fence_virtd found (plugins in {fencehost.module_path()})")
+    return Item("warn", "fencing", "fence_virtd not installed: only the 'fencing' exercise needs it",
+                fencehost.INSTALL_HINT.split(": ", 1)[1])
+
+
 def run_checks() -> list[Item]:
-    return [_libvirt(), *_vagrant(), _python_modules(), _kvm(), *_disk(), _box()]
+    return [_libvirt(), *_vagrant(), _python_modules(), _kvm(), *_disk(), _box(), _fence_virtd()]

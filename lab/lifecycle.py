@@ -334,27 +334,27 @@ def _context(lab: Lab) -> dict[str, str]:
 def _run_commands(nodes: dict[str, SSHNode], default: str, commands: Sequence[str],
                   context: dict[str, str], what: str) -> None:
     """Run commands as root on the default node; `on NODE: command` runs one elsewhere and
-    `on all: command` on every node, in node order.
+    `on all: command` on every node at once.
 
-    Consecutive commands for the same node go in one script (one SSH round trip).
+    Consecutive commands for the same target go in one script (one SSH round trip).
     """
-    batches: list[tuple[str, list[str]]] = []
+    steps: list[tuple[tuple[str, ...], list[str]]] = []
     for raw in commands:
         text = render_command(raw, context)
-        targets = [default]
+        targets: tuple[str, ...] = (default,)
         match = re.match(r"on ([A-Za-z0-9_.-]+):\s*(.*)$", text, re.S)
         if match:
             text = match.group(2)
-            targets = list(nodes) if match.group(1) == "all" else [match.group(1)]
+            targets = tuple(nodes) if match.group(1) == "all" else (match.group(1),)
             if any(t not in nodes for t in targets):
                 raise UsageError(f"{what}: command for unknown node '{match.group(1)}'")
-        for target in targets:
-            if batches and batches[-1][0] == target:
-                batches[-1][1].append(text)
-            else:
-                batches.append((target, [text]))
-    for target, texts in batches:
-        provision.run_root(nodes[target], "set -e\n" + "\n".join(texts) + "\n", what, timeout=600)
+        if steps and steps[-1][0] == targets:
+            steps[-1][1].append(text)
+        else:
+            steps.append((targets, [text]))
+    for targets, texts in steps:
+        script = "set -e\n" + "\n".join(texts) + "\n"
+        _parallel(lambda target, s=script: provision.run_root(nodes[target], s, what, timeout=600), targets)
 
 
 @dataclass(frozen=True)

@@ -198,3 +198,11 @@ def test_gather_script_is_valid_shell_and_keeps_section_names() -> None:
     for variable in ("n=", "d=", "names="):
         assert f" {variable}" not in helpers and f"\n{variable}" not in helpers and f"for {variable[:-1]} " \
             not in helpers
+
+
+def test_sbd_solution_follows_the_pcs_version() -> None:
+    """pcs 0.11 writes device=DISK, pcs 0.10 (EL8) --device=DISK."""
+    sbd = load("sbd")
+    assert any("device setup device=/dev/vdb" in c for c in sbd.solution_for("0.11.5"))
+    assert any("device setup --device=/dev/vdb" in c for c in sbd.solution_for("0.10.8"))
+    assert sbd.solution_for(None) == sbd.solution_pcs

@@ -214,3 +214,10 @@ def test_probe_guest_boots_under_software_emulation() -> None:
     """The probe guest itself is sound: under TCG it exits with the expected code."""
     result = virt._run_probe("qemu-system-x86_64", "tcg", 20.0)
     assert result.usable, result.reason
+
+
+def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build.sh writes the box to the cache; the profile must look there, not in the source tree."""
+    monkeypatch.setenv("LAB_BOX_DIR", str(tmp_path / "boxes"))
+    assert provision.load_profile("debian12").box_path == tmp_path / "boxes" / "debian12" / "debian12.box"
+    assert provision.load_profile("debian12").box_path == vg.debian12_box_file()
