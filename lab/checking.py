@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
@@ -22,7 +22,8 @@ def check_cib_file(exercise: Exercise, path: Path) -> Report:
 
 def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | None,
                           known_hosts: Path, timeout: float = 10.0,
-                          sections: frozenset[str] | None = None) -> Facts:
+                          sections: frozenset[str] | None = None,
+                          say: Callable[[str], None] | None = None) -> Facts:
     """One SSH connection per node, all nodes in parallel; the whole lab down is an error."""
     names = [a.name for a in addresses]
     if len(set(names)) != len(names):
@@ -43,7 +44,7 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
     by_name = {a.name: a for a in addresses}
     wanted = probe_names(sections)
     if wanted and any(n.reachable for n in facts.nodes.values()):
-        probed = run_probes(wanted, names, lambda name: connect(by_name[name]))
+        probed = run_probes(wanted, names, lambda name: connect(by_name[name]), say)
         facts = dataclasses.replace(facts, probes=MappingProxyType(probed))
     changed = [n.name for n in nodes if n.host_key_changed]
     if changed:  # a possible impostor: refuse to grade at all, even if other nodes answered
@@ -56,24 +57,25 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
 
 
 def check_nodes(exercise: Exercise, specs: Sequence[str], *, identity: Path | None,
-                timeout: float = 10.0) -> Report:
+                timeout: float = 10.0, say: Callable[[str], None] | None = None) -> Report:
     addresses = [NodeAddress.parse(s) for s in specs]
     try:
         facts = gather_from_addresses(addresses, identity=identity,
                                       known_hosts=lab_home() / "known_hosts", timeout=timeout,
-                                      sections=sections_for(exercise))
+                                      sections=sections_for(exercise), say=say)
     except NodeError as exc:
         raise UsageError(str(exc)) from None
     return grade(exercise, facts)
 
 
-def check_current_lab(exercise: Exercise) -> Report:
+def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = None) -> Report:
     from lab.labstate import current_lab
 
     lab = current_lab()
     try:
         facts = gather_from_addresses(lab.addresses(), identity=lab.identity,
-                                      known_hosts=lab.known_hosts, sections=sections_for(exercise))
+                                      known_hosts=lab.known_hosts, sections=sections_for(exercise),
+                                      say=say)
     except NodeError as exc:
         raise UsageError(f"{exc} (is the lab up? try 'lab status')") from None
     return grade(exercise, facts)

@@ -88,6 +88,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note(text: str) -> None:
+    """Progress for the person waiting, on stderr: stdout stays the report alone."""
+    print(f"lab check: {text} ...", file=sys.stderr, flush=True)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from lab import report
     from lab.checking import check_cib_file, check_current_lab, check_nodes
@@ -99,9 +104,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.cib is not None:
         result = check_cib_file(exercise, args.cib)
     elif args.node:
-        result = check_nodes(exercise, args.node, identity=args.identity, timeout=args.timeout)
+        result = check_nodes(exercise, args.node, identity=args.identity, timeout=args.timeout, say=_note)
     else:
-        result = check_current_lab(exercise)
+        result = check_current_lab(exercise, say=_note)
     print(report.to_json(result) if args.format == "json" else report.to_text(result))
     return result.exit_code
 

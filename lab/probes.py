@@ -182,6 +182,13 @@ def acl_probe(nodes: Sequence[str], connect: Connect, *, user: str = "monitor") 
     })
 
 
+# What each probe does, said before it runs: some take minutes and all of them act on the lab.
+ANNOUNCE = {
+    "fence": "fencing node2 through the cluster, then waiting for it to come back (a few minutes)",
+    "reboot": "rebooting every node, then waiting for them to rejoin the cluster (a few minutes)",
+    "acl": "reading and trying one write to the CIB as the ACL user",
+}
+
 PROBES: dict[str, Callable[[Sequence[str], Connect], ProbeResult]] = {
     "fence": fence_probe,
     "reboot": reboot_probe,
@@ -189,5 +196,11 @@ PROBES: dict[str, Callable[[Sequence[str], Connect], ProbeResult]] = {
 }
 
 
-def run_probes(names: Sequence[str], nodes: Sequence[str], connect: Connect) -> dict[str, ProbeResult]:
-    return {name: PROBES[name](nodes, connect) for name in names}
+def run_probes(names: Sequence[str], nodes: Sequence[str], connect: Connect,
+               say: Callable[[str], None] | None = None) -> dict[str, ProbeResult]:
+    results = {}
+    for name in names:
+        if say is not None:
+            say(ANNOUNCE[name])
+        results[name] = PROBES[name](nodes, connect)
+    return results

@@ -24,3 +24,24 @@ def catalogue_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.mark.parametrize("exercise_id", [e.id for e in load_all()])
 def test_catalogue_red_solve_green(catalogue_lab: None, exercise_id: str, tool: str) -> None:
     red_solve_green(exercise_id, tool)
+
+
+def test_fencing_with_swapped_map_fails(catalogue_lab: None) -> None:
+    """A near miss only a real fence reveals: the host map sends node1 and node2 to each other's
+    VM. The device is started and 'covers' every node, yet fencing node2 resets node1."""
+    from tests.test_vm_e2e import PREFIX, lab
+
+    started = lab("start", "fencing")
+    assert started.returncode == 0, started.stderr[-2000:]
+    swapped = f"node1:{PREFIX}node2;node2:{PREFIX}node1;node3:{PREFIX}node3"
+    # One string: the remote shell would otherwise split the map at its semicolons.
+    made = lab("ssh", "node1", "--", f"sudo pcs stonith create xvm fence_xvm pcmk_host_map='{swapped}' "
+               "timeout=120 pcmk_reboot_timeout=180 && sudo pcs property set stonith-enabled=true", timeout=300)
+    assert made.returncode == 0, made.stdout + made.stderr
+    checked = lab("check", "fencing", "--format", "json", timeout=900)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    import json
+
+    outcomes = {o["id"]: o for o in json.loads(checked.stdout)["checks"]}
+    assert outcomes["fences"]["passed"] is False
+    assert "node1" in outcomes["fences"]["message"], outcomes["fences"]["message"]
