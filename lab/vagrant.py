@@ -17,7 +17,7 @@ import jinja2
 
 from lab.errors import LabError, UsageError
 from lab.labstate import Lab, write_atomic
-from lab.paths import lab_home, project_root
+from lab.paths import project_root
 from lab.runner import run_local
 
 BOOT_TIMEOUT = 600
@@ -183,7 +183,10 @@ def ensure_box(box_name: str, box_file: Path | None) -> str | None:
     """Add the box to Vagrant if missing or built from another recipe; returns what was done."""
     if box_file is None:
         return None  # a public box: vagrant up fetches it
-    marker = lab_home() / "boxes" / (box_name.replace("/", "_") + ".recipe-sha256")
+    # Which recipe the box vagrant holds was built from: one vagrant per user, so the marker
+    # lives in vagrant's home, not in a lab home (tests use throwaway lab homes).
+    vagrant_home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
+    marker = vagrant_home / "failover-lab" / (box_name.replace("/", "_") + ".recipe-sha256")
     wanted = _recipe_hash(box_file) if box_file.exists() else None
     installed = marker.read_text().strip() if marker.exists() else None
     if box_installed(box_name) and (wanted is None or wanted == installed):
