@@ -115,6 +115,7 @@ def packages_script(profile: Profile) -> str:
 
 
 PCSD_WAIT = 300
+REQUEST_TIMEOUT = 300
 
 
 def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
@@ -155,6 +156,8 @@ def setup_script(nodes: Sequence[tuple[str, str]], pcs_version: str | None) -> s
     else:
         members = " ".join(f"{name} addr={ip}" for name, ip in nodes)
         setup = f"pcs cluster setup {CLUSTER_NAME} {members} --start"
+    # pcsd answers slowly on busy, emulated nodes (3 guests on 2 cores: over pcs's 60 s default).
+    setup += f" --request-timeout={REQUEST_TIMEOUT}"
     return f"""set -eu
 if grep -qs 'cluster_name: {CLUSTER_NAME}' /etc/corosync/corosync.conf; then
   systemctl is-active -q corosync && systemctl is-active -q pacemaker || pcs cluster start --all
