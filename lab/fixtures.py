@@ -7,7 +7,13 @@ every node (hot-plugged, gone again at the next revert) and a software watchdog.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.labstate import Lab
+    from lab.progress import Progress
+    from lab.ssh import SSHNode
 
 FIXTURES = ("fence-virtd", "sbd-disk")
 SBD_DISK_MIB = 16
@@ -29,7 +35,7 @@ echo softdog > /etc/modules-load.d/softdog.conf
 """
 
 
-def apply(lab, names, nodes: Mapping, progress) -> None:  # noqa: ANN001 - Lab, SSHNodes, Progress
+def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress: Progress) -> None:
     """Set up the named fixtures on the host and in every node (after the revert)."""
     from lab import fencehost, provision, virt
 
@@ -51,7 +57,7 @@ def apply(lab, names, nodes: Mapping, progress) -> None:  # noqa: ANN001 - Lab, 
                                "blank shared disk")
 
 
-def release(lab) -> None:  # noqa: ANN001 - Lab
+def release(lab: Lab) -> None:
     """Stop host-side helpers (lab destroy); volumes go with the lab's other libvirt objects."""
     from lab import fencehost
 
