@@ -115,7 +115,7 @@ def packages_script(profile: Profile) -> str:
 
 
 PCSD_WAIT = 300
-REQUEST_TIMEOUT = 300
+SETUP_ATTEMPTS = 3
 
 
 def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
@@ -156,14 +156,22 @@ def setup_script(nodes: Sequence[tuple[str, str]], pcs_version: str | None) -> s
     else:
         members = " ".join(f"{name} addr={ip}" for name, ip in nodes)
         setup = f"pcs cluster setup {CLUSTER_NAME} {members} --start"
-    # pcsd answers slowly on busy, emulated nodes (3 guests on 2 cores: over pcs's 60 s default).
-    setup += f" --request-timeout={REQUEST_TIMEOUT}"
     return f"""set -eu
 if grep -qs 'cluster_name: {CLUSTER_NAME}' /etc/corosync/corosync.conf; then
   systemctl is-active -q corosync && systemctl is-active -q pacemaker || pcs cluster start --all
   echo already; exit 0
 fi
-{setup}
+# A busy, emulated pcsd may miss pcs's 60 s request timeout on its first requests (3 guests
+# on 2 cores). pcs then stops before it changes anything: try again (`pcs cluster setup`
+# has no --request-timeout).
+attempt=1
+until out=$({setup} 2>&1); do
+  printf '%s\\n' "$out" >&2
+  case "$out" in *"Connection timeout"*) ;; *) exit 1 ;; esac
+  [ ! -e /etc/corosync/corosync.conf ] && [ $attempt -lt {SETUP_ATTEMPTS} ] || exit 1
+  attempt=$((attempt + 1)); sleep 5
+done
+printf '%s\\n' "$out"
 """
 
 

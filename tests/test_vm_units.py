@@ -221,3 +221,13 @@ def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("LAB_BOX_DIR", str(tmp_path / "boxes"))
     assert provision.load_profile("debian12").box_path == tmp_path / "boxes" / "debian12" / "debian12.box"
     assert provision.load_profile("debian12").box_path == vg.debian12_box_file()
+
+
+@pytest.mark.parametrize("version", ["0.9.169", "0.10.8", "0.11.5"])
+def test_setup_script_is_valid_bash_and_retries_only_timeouts(version: str) -> None:
+    import subprocess
+
+    script = provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], version)
+    assert subprocess.run(["bash", "-n", "-c", script]).returncode == 0
+    assert "--request-timeout" not in script  # pcs cluster setup rejects it
+    assert '*"Connection timeout"*' in script
