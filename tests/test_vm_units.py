@@ -229,5 +229,5 @@ def test_setup_script_is_valid_bash_and_retries_only_timeouts(version: str) -> N
 
     script = provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], version)
     assert subprocess.run(["bash", "-n", "-c", script]).returncode == 0
-    assert "--request-timeout" not in script  # pcs cluster setup rejects it
+    assert "--start --request-timeout" not in script  # pcs cluster setup rejects the option
     assert '*"Connection timeout"*' in script
