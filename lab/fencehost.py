@@ -3,8 +3,9 @@
 fence_xvm in a guest multicasts a signed request (225.0.0.12:1229); this lab's
 fence_virtd hears it on the lab's cluster bridge only, checks the signature with the
 lab's own key, checks that the sender and the target are this lab's nodes (a fence_virt
-"group"), and resets the domain through libvirt. Several labs, or a system fence_virtd,
-can share the port: a request signed with another key is dropped.
+"group"), and resets the domain through libvirt. fence_virtd binds UDP port 1229 without
+sharing it: one fencing lab at a time per host (another lab's, or a system fence_virtd,
+makes `lab start fencing` fail with a one-line error naming the holder).
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def running_pid(lab: Lab) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    return pid if cmdline and cmdline[0].endswith(b"fence_virtd") and str(lab.dir).encode() in b" ".join(cmdline) \
-        else None
+    ours = str(lab.dir.resolve()).encode()
+    return pid if cmdline and cmdline[0].endswith(b"fence_virtd") and ours in b" ".join(cmdline) else None
 
 
 def ensure_running(lab: Lab) -> int:
@@ -110,7 +111,7 @@ def ensure_running(lab: Lab) -> int:
     if binary is None:
         raise UsageError(INSTALL_HINT)
     ensure_key(lab)
-    conf = lab.dir / "fence_virt.conf"
+    conf = lab.dir.resolve() / "fence_virt.conf"
     write_atomic(conf, config_text(lab, virt.bridge_name(f"{lab.prefix}priv")))
     log = (lab.dir / "fence_virtd.log").open("ab")
     # -F: stay in the foreground of our own detached process, so the log and pid are ours.
@@ -120,6 +121,9 @@ def ensure_running(lab: Lab) -> int:
     time.sleep(1.0)
     if proc.poll() is not None:
         tail = (lab.dir / "fence_virtd.log").read_text(errors="replace").strip().splitlines()[-3:]
+        if any("Address already in use" in line for line in tail):
+            raise LabError(f"UDP port {PORT} is taken by another fence_virtd (another lab's fencing exercise, "
+                           "or the system's fence_virtd service): 'lab destroy' that lab or stop that service")
         raise LabError(f"fence_virtd exited at once (exit {proc.returncode}): {' / '.join(tail)}")
     return proc.pid
 
