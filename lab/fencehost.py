@@ -89,16 +89,19 @@ def module_path() -> str:
 
 
 def running_pid(lab: Lab) -> int | None:
-    try:
-        pid = int(pid_file(lab).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    ours = str(lab.dir.resolve()).encode()
-    return pid if cmdline and cmdline[0].endswith(b"fence_virtd") and ours in b" ".join(cmdline) else None
+    """The lab's fence_virtd, found by its configuration path (a pid file can be stale: a
+    daemon that failed to start writes its own pid there too)."""
+    conf = str(lab.dir.resolve() / "fence_virt.conf").encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"fence_virtd") and conf in cmdline:
+            return int(entry.name)
+    return None
 
 
 def ensure_running(lab: Lab) -> int:
@@ -117,7 +120,6 @@ def ensure_running(lab: Lab) -> int:
     # -F: stay in the foreground of our own detached process, so the log and pid are ours.
     proc = subprocess.Popen([binary, "-F", "-f", str(conf), "-p", str(pid_file(lab))],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    write_atomic(pid_file(lab), f"{proc.pid}\n")
     time.sleep(1.0)
     if proc.poll() is not None:
         tail = (lab.dir / "fence_virtd.log").read_text(errors="replace").strip().splitlines()[-3:]
