@@ -7,7 +7,18 @@ import re
 from checks import Verdict, check, fail, ok
 from checks.cluster import _on_every_node
 from lab.facts import Facts, NodeFacts
+from lab.probes import ProbeResult
 from lab.scores import is_true
+
+
+def _probe(facts: Facts, name: str) -> ProbeResult | Verdict:
+    """The named probe's result, or the failing verdict when it did not run to the end."""
+    probe = facts.probes.get(name)
+    if probe is None:
+        return fail(f"the {name} probe did not run")
+    if probe.error:
+        return fail(probe.error)
+    return probe
 
 
 @check("stonith_enabled")
@@ -59,11 +70,9 @@ def fence_devices_cover_nodes(facts: Facts) -> Verdict:
 def fencing_works(facts: Facts) -> Verdict:
     """Fencing the second node through the cluster really resets that VM (a new boot), no
     other, and the node rejoins the cluster."""
-    probe = facts.probes.get("fence")
-    if probe is None:
-        return fail("the fencing probe did not run")
-    if probe.error:
-        return fail(probe.error)
+    probe = _probe(facts, "fence")
+    if isinstance(probe, Verdict):
+        return probe
     data = probe.data
     target = data["target"]
     others = [n for n in list(data["rebooted"]) + list(data["unreachable"]) if n != target]
@@ -84,11 +93,9 @@ def fencing_works(facts: Facts) -> Verdict:
 @check("cluster_survives_reboot", live=True, needs_cib=False, gathers=("probe:reboot",))
 def cluster_survives_reboot(facts: Facts) -> Verdict:
     """Every node, rebooted, comes back as a member of the cluster without anyone's help."""
-    probe = facts.probes.get("reboot")
-    if probe is None:
-        return fail("the reboot probe did not run")
-    if probe.error:
-        return fail(probe.error)
+    probe = _probe(facts, "reboot")
+    if isinstance(probe, Verdict):
+        return probe
     expected = list(facts.expected_nodes)
     not_back = [n for n in expected if n not in probe.data["rebooted"]]
     if not_back:
@@ -103,11 +110,9 @@ def cluster_survives_reboot(facts: Facts) -> Verdict:
 @check("acl_read_only_in_effect", live=True, needs_cib=False, gathers=("probe:acl",))
 def acl_read_only_in_effect(facts: Facts, user: str) -> Verdict:
     """As the OS user, reading the CIB works and a change is refused (pacemaker enforces the ACL)."""
-    probe = facts.probes.get("acl")
-    if probe is None:
-        return fail("the ACL probe did not run")
-    if probe.error:
-        return fail(probe.error)
+    probe = _probe(facts, "acl")
+    if isinstance(probe, Verdict):
+        return probe
     data = probe.data
     if data["read_rc"] != 0:
         return fail(f"as {user}, cibadmin --query fails (exit {data['read_rc']}): reading must be allowed")

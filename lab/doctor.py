@@ -110,11 +110,9 @@ def _box() -> Item:
 
 
 def _fence_virtd() -> Item:
-    import shutil
-
     from lab import fencehost
 
-    if shutil.which("fence_virtd") or Path("/usr/sbin/fence_virtd").exists():
+    if fencehost.binary() is not None:
         return Item("ok", "fencing", f"fence_virtd found (plugins in {fencehost.module_path()})")
     return Item("warn", "fencing", "fence_virtd not installed: only the 'fencing' exercise needs it",
                 fencehost.INSTALL_HINT.split(": ", 1)[1])

@@ -37,6 +37,17 @@ def pid_file(lab: Lab) -> Path:
     return lab.dir / "fence_virtd.pid"
 
 
+def conf_file(lab: Lab) -> Path:
+    """Resolved: the running daemon is recognised by this path in its command line."""
+    return lab.dir.resolve() / "fence_virt.conf"
+
+
+def binary() -> str | None:
+    """The fence_virtd program, also where sbin is not on PATH."""
+    return shutil.which("fence_virtd") or next(
+        (p for p in ("/usr/sbin/fence_virtd", "/sbin/fence_virtd") if Path(p).exists()), None)
+
+
 def ensure_key(lab: Lab) -> bytes:
     """The lab's fence key (random, 0600), made once."""
     path = key_file(lab)
@@ -91,7 +102,7 @@ def module_path() -> str:
 def running_pid(lab: Lab) -> int | None:
     """The lab's fence_virtd, found by its configuration path (a pid file can be stale: a
     daemon that failed to start writes its own pid there too)."""
-    conf = str(lab.dir.resolve() / "fence_virt.conf").encode()
+    conf = str(conf_file(lab)).encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -109,16 +120,15 @@ def ensure_running(lab: Lab) -> int:
     pid = running_pid(lab)
     if pid is not None:
         return pid
-    binary = shutil.which("fence_virtd") or next(
-        (p for p in ("/usr/sbin/fence_virtd", "/sbin/fence_virtd") if Path(p).exists()), None)
-    if binary is None:
+    program = binary()
+    if program is None:
         raise UsageError(INSTALL_HINT)
     ensure_key(lab)
-    conf = lab.dir.resolve() / "fence_virt.conf"
+    conf = conf_file(lab)
     write_atomic(conf, config_text(lab, virt.bridge_name(f"{lab.prefix}priv")))
     log = (lab.dir / "fence_virtd.log").open("ab")
     # -F: stay in the foreground of our own detached process, so the log and pid are ours.
-    proc = subprocess.Popen([binary, "-F", "-f", str(conf), "-p", str(pid_file(lab))],
+    proc = subprocess.Popen([program, "-F", "-f", str(conf), "-p", str(pid_file(lab))],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     time.sleep(1.0)
     if proc.poll() is not None:

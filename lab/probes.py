@@ -4,8 +4,9 @@ Gathering reads state; a probe does something first (fence a node, reboot every
 node, try a write as an ACL user) and records what it saw, as plain data. The checks
 stay pure functions: they judge the recorded result like any other fact.
 
-Probes run before the gather, one after another, only when an exercise's checks ask
-for them (`@check(..., gathers=("probe:fence",))`). They need a fresh connection per
+Probes run after the gather (so every other check judges the state the candidate left),
+one after another, only when an exercise's checks ask for them
+(`@check(..., gathers=("probe:fence",))`). They need a fresh connection per
 attempt because nodes go away and come back: `connect(name)` makes one.
 """
 
