@@ -20,7 +20,7 @@ from lab import faults as faultlib
 from lab import fixtures, provision, virt
 from lab import vagrant as vg
 from lab.errors import LabError, NodeError, UsageError
-from lab.exercises import Exercise, command_context, load, render_command
+from lab.exercises import Exercise, command_context, load, pcs_generation, render_command
 from lab.labstate import MAX_NODES, SSH_USER, Lab, current_name, labs_dir, write_atomic
 from lab.paths import lab_home
 from lab.progress import Progress
@@ -223,14 +223,17 @@ def _build_cluster(lab: Lab, progress: Progress) -> None:
     password = lab.password()
     version = lab.state.get("pcs_version")
     members = [(n.name, n.ip) for n in lab.nodes]
-    nodes = _connect_all(lab, [lab.node_names[0]])
+    nodes = _connect_all(lab)
     first = nodes[lab.node_names[0]]
     try:
         who = first.name
         with progress.step(who, "pcs host auth (as hacluster) to every node"):
             provision.run_root(first, provision.auth_script(lab.node_names, password, version), "pcs auth")
-        with progress.step(who, f"pcs cluster setup {provision.CLUSTER_NAME} --start"):
-            provision.run_root(first, provision.setup_script(members, version), "pcs cluster setup")
+        if pcs_generation(version) == "0.9":
+            with progress.step(who, f"pcs cluster setup {provision.CLUSTER_NAME} --start"):
+                provision.run_root(first, provision.setup_script(members, version), "pcs cluster setup")
+        else:
+            _setup_local(nodes, members, progress)
         with progress.step(who, "all nodes online and quorate"):
             provision.run_root(first, provision.wait_healthy_script(len(members), settle=False), "cluster start")
         with progress.step(who, "stonith-enabled=false, cluster settled (crm_resource --wait)"):
@@ -238,6 +241,27 @@ def _build_cluster(lab: Lab, progress: Progress) -> None:
             provision.run_root(first, provision.wait_healthy_script(len(members)), "settle")
     finally:
         _close(nodes)
+
+
+def _setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], progress: Progress) -> None:
+    """pcs 0.10+: pcs's local-only setup writes corosync.conf on the first node; the lab installs it,
+    fresh keys and pcsd's known hosts on every node and starts them all at once (see
+    provision.local_setup_script for why not `pcs cluster setup` over pcsd)."""
+    first = next(iter(nodes.values()))
+    digests = _parallel(lambda n: provision.run_root(n, provision.cluster_files_digest_script(),
+                                                     "cluster files").stdout.strip(), list(nodes.values()))
+    if "missing" in digests or len(set(digests)) != 1:
+        with progress.step(first.name, f"pcs cluster setup {provision.CLUSTER_NAME} (local mode), "
+                           "corosync.conf and keys to every node"):
+            conf = provision.run_root(first, provision.local_setup_script(members), "pcs cluster setup").stdout
+            known = provision.run_root(first, "cat /var/lib/pcsd/known-hosts 2>/dev/null || true",
+                                       "pcsd known hosts").stdout.encode()
+            payload = provision.cluster_files_input(conf, known)
+            _parallel(lambda n: provision.run_root(n, provision.install_cluster_files_script(),
+                                                   "cluster files", input_text=payload), list(nodes.values()))
+    with progress.step("lab", "corosync and pacemaker started on every node"):
+        _parallel(lambda n: provision.run_root(n, provision.start_cluster_script(), "cluster start"),
+                  list(nodes.values()))
 
 
 def up(name: str | None = None, *, nodes: int | None = None, box: str | None = None,

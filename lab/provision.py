@@ -115,7 +115,6 @@ def packages_script(profile: Profile) -> str:
 
 
 PCSD_WAIT = 300
-SETUP_ATTEMPTS = 3
 
 
 def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
@@ -150,29 +149,87 @@ def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) ->
 
 
 def setup_script(nodes: Sequence[tuple[str, str]], pcs_version: str | None) -> str:
-    """Create and start my_cluster (skipped when corosync.conf names it)."""
-    if pcs_generation(pcs_version) == "0.9":
-        setup = f"pcs cluster setup --name {CLUSTER_NAME} {' '.join(n for n, _ in nodes)} --start"
-    else:
-        members = " ".join(f"{name} addr={ip}" for name, ip in nodes)
-        setup = f"pcs cluster setup {CLUSTER_NAME} {members} --start"
+    """pcs 0.9: create and start my_cluster through pcsd (skipped when corosync.conf names it)."""
+    setup = f"pcs cluster setup --name {CLUSTER_NAME} {' '.join(n for n, _ in nodes)} --start"
     return f"""set -eu
 if grep -qs 'cluster_name: {CLUSTER_NAME}' /etc/corosync/corosync.conf; then
   systemctl is-active -q corosync && systemctl is-active -q pacemaker || pcs cluster start --all
   echo already; exit 0
 fi
-# A busy, emulated pcsd may miss pcs's 60 s request timeout on its first requests (3 guests
-# on 2 cores). pcs then stops before it changes anything: try again (`pcs cluster setup`
-# has no --request-timeout).
-attempt=1
-until out=$({setup} 2>&1); do
-  printf '%s\\n' "$out" >&2
-  case "$out" in *"Connection timeout"*) ;; *) exit 1 ;; esac
-  [ ! -e /etc/corosync/corosync.conf ] && [ $attempt -lt {SETUP_ATTEMPTS} ] || exit 1
-  attempt=$((attempt + 1)); sleep 5
-done
-printf '%s\\n' "$out"
+{setup}
 """
+
+
+# Where a node's cluster identity lives; equal digests on every node = the cluster is configured.
+CLUSTER_FILES = ("/etc/corosync/corosync.conf", "/etc/corosync/authkey", "/etc/pacemaker/authkey")
+
+
+def cluster_files_digest_script() -> str:
+    """One line: the digest of this node's cluster files, or 'missing' (absent, or not my_cluster's)."""
+    files = " ".join(CLUSTER_FILES)
+    return (f"for f in {files}; do [ -s $f ] || {{ echo missing; exit 0; }}; done\n"
+            f"grep -qs 'cluster_name: {CLUSTER_NAME}$' {CLUSTER_FILES[0]} || {{ echo missing; exit 0; }}\n"
+            f"cat {files} | sha256sum | cut -c1-64\n")
+
+
+def local_setup_script(nodes: Sequence[tuple[str, str]]) -> str:
+    """pcs 0.10+ local-only mode: pcs writes my_cluster's corosync.conf without contacting the nodes.
+
+    `pcs cluster setup` over pcsd first runs `pcs cluster destroy` on every node through pcsd;
+    under software emulation that alone takes 60-80 s on a busy guest and misses pcs's fixed 60 s
+    request timeout (3 guests on 2 cores). The lab writes pcs's own corosync.conf and the keys
+    itself instead, the way `pcs cluster setup` would, and starts the nodes in parallel.
+    """
+    members = " ".join(f"{name} addr={ip}" for name, ip in nodes)
+    path = "/run/lab-corosync.conf"
+    return f"""set -eu
+rm -f {path}
+pcs cluster setup {CLUSTER_NAME} {members} --corosync_conf {path} >&2
+cat {path}; rm -f {path}
+"""
+
+
+def install_cluster_files_script(root: str = "") -> str:
+    """Install corosync.conf, both authkeys and pcsd's known hosts from stdin, owners and modes as pcs
+    sets them. Stdin: corosync key, pacemaker key, known-hosts (each base64 on one line), then the
+    corosync.conf text. A half-configured node (an interrupted run) is stopped first. ROOT prefixes
+    every path (tests install into a scratch directory)."""
+    return f"""set -eu
+C={shlex.quote(root)}/etc/corosync P={shlex.quote(root)}/etc/pacemaker K={shlex.quote(root)}/var/lib/pcsd
+read -r corosync_key; read -r pacemaker_key; read -r known_hosts
+conf=$(cat)
+[ -n {shlex.quote(root)} ] || systemctl stop pacemaker corosync 2>/dev/null || true
+install -d -m 0755 "$C" "$P"
+printf '%s' "$corosync_key" | base64 -d >"$C/authkey.lab"
+chown root:root "$C/authkey.lab"; chmod 0400 "$C/authkey.lab"; mv -f "$C/authkey.lab" "$C/authkey"
+printf '%s' "$pacemaker_key" | base64 -d >"$P/authkey.lab"
+chown hacluster:haclient "$P/authkey.lab"; chmod 0440 "$P/authkey.lab"; mv -f "$P/authkey.lab" "$P/authkey"
+if [ -n "$known_hosts" ]; then
+  install -d -m 0700 "$K"
+  printf '%s' "$known_hosts" | base64 -d >"$K/known-hosts.lab"
+  chmod 0600 "$K/known-hosts.lab"; mv -f "$K/known-hosts.lab" "$K/known-hosts"
+fi
+printf '%s\\n' "$conf" >"$C/corosync.conf.lab"
+chmod 0644 "$C/corosync.conf.lab"; mv -f "$C/corosync.conf.lab" "$C/corosync.conf"
+"""
+
+
+def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: int = 256) -> str:
+    """Stdin for install_cluster_files_script: fresh random keys (256 bytes, as pcs makes them)."""
+    import base64
+    import secrets
+
+    def line(data: bytes) -> str:
+        return base64.b64encode(data).decode() + "\n"
+
+    return (line(secrets.token_bytes(key_bytes)) + line(secrets.token_bytes(key_bytes))
+            + line(known_hosts) + corosync_conf)
+
+
+def start_cluster_script() -> str:
+    """Start corosync, then pacemaker, on this node (what `pcs cluster start` does locally)."""
+    return "set -eu\nsystemctl is-active -q corosync || systemctl start corosync\n" \
+           "systemctl is-active -q pacemaker || systemctl start pacemaker\n"
 
 
 def wait_healthy_script(count: int, *, timeout: int = 300, settle: bool = True) -> str:
@@ -219,11 +276,12 @@ def set_clock_script(epoch: float) -> str:
 
 # --- running them --------------------------------------------------------------
 
-def run_root(node: SSHNode, script: str, what: str, *, timeout: float = 600) -> CommandResult:
+def run_root(node: SSHNode, script: str, what: str, *, timeout: float = 600,
+             input_text: str | None = None) -> CommandResult:
     """Run a script as root on the node; a failure is a NodeError naming the node and the step."""
     # The script is an argument, not stdin: a command in it that reads stdin (crmsh does
     # when it is not a terminal) must not eat the rest of the script.
-    result = node.run(["sudo", "-n", "bash", "-c", script], timeout=timeout)
+    result = node.run(["sudo", "-n", "bash", "-c", script], timeout=timeout, input_text=input_text)
     if not result.ok:
         raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(3)}")
     return result

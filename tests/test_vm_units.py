@@ -16,6 +16,7 @@ import pytest
 
 from lab import faults, provision, virt
 from lab import vagrant as vg
+from lab.corosync import parse_corosync_conf
 from lab.errors import ExerciseSchemaError, UsageError
 from lab.exercises import load_all
 from lab.labstate import Lab, current_lab, write_atomic
@@ -135,14 +136,59 @@ def test_pcsd_script_keeps_password_off_command_lines() -> None:
     assert "pcs cluster destroy --force" in script
 
 
-@pytest.mark.parametrize(("version", "auth", "setup"), [
-    ("0.11.5", "pcs host auth node1 node2", "pcs cluster setup my_cluster node1 addr=10.0.0.11"),
-    ("0.10.8", "pcs host auth node1 node2", "pcs cluster setup my_cluster node1 addr="),
-    ("0.9.169", "pcs cluster auth node1 node2", "pcs cluster setup --name my_cluster node1 node2 --start"),
+@pytest.mark.parametrize(("version", "auth"), [
+    ("0.11.5", "pcs host auth node1 node2"),
+    ("0.10.8", "pcs host auth node1 node2"),
+    ("0.9.169", "pcs cluster auth node1 node2"),
 ])
-def test_pcs_syntax_follows_version(version: str, auth: str, setup: str) -> None:
+def test_pcs_auth_syntax_follows_version(version: str, auth: str) -> None:
     assert auth in provision.auth_script(["node1", "node2"], "pw", version)
-    assert setup in provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], version)
+
+
+def test_pcs09_setup_goes_through_pcsd() -> None:
+    script = provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], "0.9.169")
+    assert "pcs cluster setup --name my_cluster node1 node2 --start" in script
+
+
+def test_local_setup_and_install_with_the_real_pcs(tmp_path: Path) -> None:
+    """pcs 0.10+ local mode on the host's real pcs writes my_cluster's corosync.conf; the install
+    script puts it, fresh keys and known hosts in place with pcs's owners and modes."""
+    import grp
+    import pwd
+    import subprocess
+
+    members = [("node1", "10.0.0.11"), ("node2", "10.0.0.12"), ("node3", "10.0.0.13")]
+    made = subprocess.run(["bash", "-c", provision.local_setup_script(members)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    conf = parse_corosync_conf(made.stdout)
+    assert conf.cluster_name == "my_cluster"
+    assert conf.node_names == ["node1", "node2", "node3"]
+    assert "ring0_addr: 10.0.0.13" in made.stdout
+    known = b'{"format_version": 1, "known_hosts": {}}'
+    stdin = provision.cluster_files_input(made.stdout, known)
+    root = tmp_path / "root"
+    for _ in range(2):  # a second run (an interrupted `lab up` run again) is as good as the first
+        done = subprocess.run(["bash", "-c", provision.install_cluster_files_script(str(root))],
+                              input=stdin, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert (root / "etc/corosync/corosync.conf").read_text() == made.stdout.rstrip("\n") + "\n"
+    assert (root / "var/lib/pcsd/known-hosts").read_bytes() == known
+    corosync_key, pacemaker_key = root / "etc/corosync/authkey", root / "etc/pacemaker/authkey"
+    assert len(corosync_key.read_bytes()) == 256 and len(pacemaker_key.read_bytes()) == 256
+    assert corosync_key.read_bytes() != pacemaker_key.read_bytes()
+    assert oct(corosync_key.stat().st_mode & 0o777) == "0o400"
+    assert oct(pacemaker_key.stat().st_mode & 0o777) == "0o440"
+    assert pwd.getpwuid(pacemaker_key.stat().st_uid).pw_name == "hacluster"
+    assert grp.getgrgid(pacemaker_key.stat().st_gid).gr_name == "haclient"
+    assert oct((root / "var/lib/pcsd/known-hosts").stat().st_mode & 0o777) == "0o600"
+    # Fresh keys per lab.
+    assert provision.cluster_files_input("x", b"").split("\n")[0] != stdin.split("\n")[0]
+
+
+def test_cluster_files_digest_script_is_valid_shell() -> None:
+    import subprocess
+
+    assert subprocess.run(["sh", "-n", "-c", provision.cluster_files_digest_script()]).returncode == 0
 
 
 @pytest.mark.parametrize("name", ["alma8", "rocky8", "centos8"])
@@ -223,11 +269,3 @@ def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pyt
     assert provision.load_profile("debian12").box_path == vg.debian12_box_file()
 
 
-@pytest.mark.parametrize("version", ["0.9.169", "0.10.8", "0.11.5"])
-def test_setup_script_is_valid_bash_and_retries_only_timeouts(version: str) -> None:
-    import subprocess
-
-    script = provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], version)
-    assert subprocess.run(["bash", "-n", "-c", script]).returncode == 0
-    assert "--start --request-timeout" not in script  # pcs cluster setup rejects the option
-    assert '*"Connection timeout"*' in script
