@@ -66,9 +66,8 @@ def _host_routes() -> list[str]:
     return out
 
 
-def _generate_key(lab: Lab) -> None:
-    if lab.identity.exists():
-        return
+def _new_ssh_key() -> tuple[str, str]:
+    """A fresh Ed25519 key: (private key in OpenSSH format, public key line)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -77,8 +76,32 @@ def _generate_key(lab: Lab) -> None:
                                 serialization.NoEncryption()).decode()
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                            serialization.PublicFormat.OpenSSH).decode()
+    return private, public
+
+
+def _generate_key(lab: Lab) -> None:
+    if lab.identity.exists():
+        return
+    private, public = _new_ssh_key()
     write_atomic(lab.identity.with_suffix(".pub"), f"{public} failover-lab-{lab.name}\n")
     write_atomic(lab.identity, private, mode=0o600)
+
+
+def _root_ssh(lab: Lab, progress: Progress) -> None:
+    """root on every node reaches every node by SSH (a key made here, host keys pinned), as
+    `crm cluster init` leaves it: crmsh runs even local cluster start/stop over SSH."""
+    nodes = _connect_all(lab)
+    try:
+        with progress.step("lab", "root SSH between the nodes (crmsh's cluster commands use it)"):
+            keys = _parallel(lambda n: provision.run_root(n, provision.host_keys_script(), "host keys").stdout,
+                             list(nodes.values()))
+            known = provision.root_known_hosts({(n.name, n.ip): k for n, k in zip(lab.nodes, keys, strict=True)})
+            private, public = _new_ssh_key()
+            payload = provision.root_ssh_input(private, f"{public} root@{lab.name}", known)
+            _parallel(lambda n: provision.run_root(n, provision.root_ssh_script(), "root SSH",
+                                                   input_text=payload), list(nodes.values()))
+    finally:
+        _close(nodes)
 
 
 def init_lab(name: str, *, nodes: int | None, box: str | None, memory: int | None,
@@ -313,6 +336,9 @@ def up(name: str | None = None, *, nodes: int | None = None, box: str | None = N
             vthread.join()
         if vagrant_error:
             raise vagrant_error[0]
+    if not lab.done("root_ssh") and not lab.done(SNAP_INSTALLED + "_snapshot"):
+        _root_ssh(lab, progress)
+        lab.mark("root_ssh")
     if not lab.done(SNAP_INSTALLED + "_snapshot"):
         with progress.step("lab", f"snapshot '{SNAP_INSTALLED}' of every node (paused together)"):
             virt.create_snapshot(domains, SNAP_INSTALLED)

@@ -232,6 +232,50 @@ def start_cluster_script() -> str:
            "systemctl is-active -q pacemaker || systemctl start pacemaker\n"
 
 
+def host_keys_script() -> str:
+    """This node's SSH host public keys, one per line."""
+    return "cat /etc/ssh/ssh_host_*_key.pub\n"
+
+
+def root_known_hosts(host_keys: dict[tuple[str, str], str]) -> str:
+    """known_hosts lines naming each node by name and cluster address: {(name, ip): host_keys_script output}."""
+    lines = []
+    for (name, ip), text in host_keys.items():
+        for key in text.splitlines():
+            fields = key.split()
+            if len(fields) >= 2:
+                lines.append(f"{name},{ip} {fields[0]} {fields[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def root_ssh_script() -> str:
+    """root's SSH key, authorized on every node, and the nodes' pinned host keys: crmsh's cluster
+    commands (`crm cluster start/stop`, `crm corosync push`, `crm cluster run`) reach every node,
+    this one included, as root over SSH, as after `crm cluster init`. Stdin: the private key, the
+    public key line and known_hosts (private key and known_hosts in base64 on one line)."""
+    return """set -eu
+read -r key; read -r pub; read -r known
+umask 077
+install -d -m 0700 /root/.ssh
+printf '%s' "$key" | base64 -d >/root/.ssh/id_ed25519
+printf '%s\\n' "$pub" >/root/.ssh/id_ed25519.pub
+grep -qxF "$pub" /root/.ssh/authorized_keys 2>/dev/null || printf '%s\\n' "$pub" >>/root/.ssh/authorized_keys
+printf '%s' "$known" | base64 -d >/root/.ssh/known_hosts
+# Key-only root login (the box says no); sshd takes the first value, and 00- sorts first.
+if [ -d /etc/ssh/sshd_config.d ] && ! [ -e /etc/ssh/sshd_config.d/00-failover-lab-root.conf ]; then
+  echo 'PermitRootLogin prohibit-password' >/etc/ssh/sshd_config.d/00-failover-lab-root.conf
+  systemctl reload ssh 2>/dev/null || systemctl reload sshd
+fi
+"""
+
+
+def root_ssh_input(private_key: str, public_key: str, known_hosts: str) -> str:
+    import base64
+
+    return (base64.b64encode(private_key.encode()).decode() + "\n" + public_key.strip() + "\n"
+            + base64.b64encode(known_hosts.encode()).decode() + "\n")
+
+
 def wait_healthy_script(count: int, *, timeout: int = 300, settle: bool = True) -> str:
     """Poll (every 0.5 s) until COUNT nodes are online in a quorate partition; then let it settle."""
     settle_cmd = f"crm_resource --wait --timeout={timeout}s >/dev/null 2>&1 || true" if settle else ""

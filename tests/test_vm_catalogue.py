@@ -1,54 +1,84 @@
-"""The whole catalogue live on a 3-node lab: every exercise red at start, green after its
-reference solution. Long (about a minute per exercise and tool under software emulation): run it
-with `make test-catalogue` (pytest -m catalogue); the default run covers the seed set.
+"""The whole catalogue live: every exercise red at start, green after its reference solution.
+
+Each exercise runs on the smallest lab it allows (two nodes; three for the quorum exercise), one
+lab at a time. Long (about a minute per exercise and tool under software emulation): run it with
+`make test-catalogue` (pytest -m catalogue); the default run covers the seed set.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from lab.exercises import load_all
-from tests.test_vm_e2e import red_solve_green, running_lab
+from tests.test_vm_e2e import PREFIX, lab, red_solve_green, running_lab
 
 pytestmark = pytest.mark.catalogue
 
+# LAB_CATALOGUE_NODES=N runs every exercise that fits on one N-node lab instead.
+ONLY = int(os.environ.get("LAB_CATALOGUE_NODES") or 0)
+CASES = sorted(((ONLY or max(2, e.start.min_nodes), e.id, tool) for e in load_all()
+                if not ONLY or e.start.min_nodes <= ONLY for tool in ("pcs", "crmsh")),
+               key=lambda case: case[0])  # stable: one lab size after the other
 
-# Enough nodes for every exercise; LAB_CATALOGUE_NODES=2 makes a lighter lab for a partial run
-# (then select exercises that need only two nodes).
-NODES = int(os.environ.get("LAB_CATALOGUE_NODES") or max(e.start.min_nodes for e in load_all()))
+
+class LabPool:
+    """One lab at a time, of the size a test asks for: a lab of another size is destroyed (and
+    checked for leftovers) before the next one comes up."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.size = 0
+        self.running: Iterator[None] | None = None
+
+    def ensure(self, nodes: int) -> int:
+        if self.size != nodes:
+            self.close()
+            self.running = running_lab(self.factory, nodes=nodes)
+            next(self.running)
+            self.size = nodes
+        return nodes
+
+    def close(self) -> None:
+        running, self.running, self.size = self.running, None, 0
+        if running is not None:
+            next(running, None)  # runs running_lab's destroy and its leftover assertions
 
 
 @pytest.fixture(scope="module")
-def catalogue_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    yield from running_lab(tmp_path_factory, nodes=NODES)
+def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabPool]:
+    pool = LabPool(tmp_path_factory)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
-@pytest.mark.parametrize("tool", ["pcs", "crmsh"])
-@pytest.mark.parametrize("exercise_id", [e.id for e in load_all()])
-def test_catalogue_red_solve_green(catalogue_lab: None, exercise_id: str, tool: str) -> None:
-    red_solve_green(exercise_id, tool)
-
-
-def test_fencing_with_swapped_map_fails(catalogue_lab: None) -> None:
+# First in the file, so it shares the first (two-node) lab with the catalogue.
+def test_fencing_with_swapped_map_fails(labs: LabPool) -> None:
     """A near miss only a real fence reveals: the host map sends node1 and node2 to each other's
     VM. The device is started and 'covers' every node, yet fencing node2 resets node1."""
-    from tests.test_vm_e2e import PREFIX, lab
-
+    nodes = labs.ensure(ONLY or 2)
     started = lab("start", "fencing")
     assert started.returncode == 0, started.stderr[-2000:]
     swapped = ";".join([f"node1:{PREFIX}node2", f"node2:{PREFIX}node1"]
-                       + [f"node{i}:{PREFIX}node{i}" for i in range(3, NODES + 1)])
+                       + [f"node{i}:{PREFIX}node{i}" for i in range(3, nodes + 1)])
     # One string: the remote shell would otherwise split the map at its semicolons.
     made = lab("ssh", "node1", "--", f"sudo pcs stonith create xvm fence_xvm pcmk_host_map='{swapped}' "
                "timeout=120 pcmk_reboot_timeout=180 && sudo pcs property set stonith-enabled=true", timeout=300)
     assert made.returncode == 0, made.stdout + made.stderr
     checked = lab("check", "fencing", "--format", "json", timeout=900)
     assert checked.returncode == 1, checked.stdout + checked.stderr
-    import json
-
     outcomes = {o["id"]: o for o in json.loads(checked.stdout)["checks"]}
     assert outcomes["fences"]["passed"] is False
     assert "node1" in outcomes["fences"]["message"], outcomes["fences"]["message"]
+
+
+@pytest.mark.parametrize(("nodes", "exercise_id", "tool"), CASES,
+                         ids=[f"{n}nodes-{ex}-{tool}" for n, ex, tool in CASES])
+def test_catalogue_red_solve_green(labs: LabPool, nodes: int, exercise_id: str, tool: str) -> None:
+    labs.ensure(nodes)
+    red_solve_green(exercise_id, tool)
