@@ -248,23 +248,26 @@ def root_known_hosts(host_keys: dict[tuple[str, str], str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def root_ssh_script() -> str:
+def root_ssh_script(root: str = "") -> str:
     """root's SSH key, authorized on every node, and the nodes' pinned host keys: crmsh's cluster
     commands (`crm cluster start/stop`, `crm corosync push`, `crm cluster run`) reach every node,
     this one included, as root over SSH, as after `crm cluster init`. Stdin: the private key, the
-    public key line and known_hosts (private key and known_hosts in base64 on one line)."""
-    return """set -eu
+    public key line and known_hosts (private key and known_hosts in base64 on one line). ROOT
+    prefixes every path (tests install into a scratch directory, sshd is left alone)."""
+    r = shlex.quote(root)
+    return f"""set -eu
+S={r}/root/.ssh D={r}/etc/ssh/sshd_config.d
 read -r key; read -r pub; read -r known
 umask 077
-install -d -m 0700 /root/.ssh
-printf '%s' "$key" | base64 -d >/root/.ssh/id_ed25519
-printf '%s\\n' "$pub" >/root/.ssh/id_ed25519.pub
-grep -qxF "$pub" /root/.ssh/authorized_keys 2>/dev/null || printf '%s\\n' "$pub" >>/root/.ssh/authorized_keys
-printf '%s' "$known" | base64 -d >/root/.ssh/known_hosts
+install -d -m 0700 "$S"
+printf '%s' "$key" | base64 -d >"$S/id_ed25519"
+printf '%s\\n' "$pub" >"$S/id_ed25519.pub"
+grep -qxF "$pub" "$S/authorized_keys" 2>/dev/null || printf '%s\\n' "$pub" >>"$S/authorized_keys"
+printf '%s' "$known" | base64 -d >"$S/known_hosts"
 # Key-only root login (the box says no); sshd takes the first value, and 00- sorts first.
-if [ -d /etc/ssh/sshd_config.d ] && ! [ -e /etc/ssh/sshd_config.d/00-failover-lab-root.conf ]; then
-  echo 'PermitRootLogin prohibit-password' >/etc/ssh/sshd_config.d/00-failover-lab-root.conf
-  systemctl reload ssh 2>/dev/null || systemctl reload sshd
+if [ -d "$D" ] && ! [ -e "$D/00-failover-lab-root.conf" ]; then
+  echo 'PermitRootLogin prohibit-password' >"$D/00-failover-lab-root.conf"
+  [ -n {r} ] || systemctl reload ssh 2>/dev/null || systemctl reload sshd
 fi
 """
 

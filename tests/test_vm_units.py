@@ -269,3 +269,41 @@ def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pyt
     assert provision.load_profile("debian12").box_path == vg.debian12_box_file()
 
 
+
+
+def test_root_known_hosts_names_every_node_for_ssh(tmp_path: Path) -> None:
+    """The nodes' known_hosts, read back by OpenSSH's own ssh-keygen -F, by name and address."""
+    import subprocess
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBu6Nf3Mh3uu6HyX6XR72iYQ7qSkXhfqyLLp76B39W30 root@node2"
+    known = provision.root_known_hosts({("node1", "10.0.0.11"): "", ("node2", "10.0.0.12"): key + "\n"})
+    path = tmp_path / "known_hosts"
+    path.write_text(known)
+    for host in ("node2", "10.0.0.12"):
+        found = subprocess.run(["ssh-keygen", "-F", host, "-f", str(path)], capture_output=True, text=True)
+        assert found.returncode == 0 and "ssh-ed25519" in found.stdout
+    assert subprocess.run(["ssh-keygen", "-F", "node1", "-f", str(path)], capture_output=True).returncode != 0
+
+
+def test_root_ssh_script_installs_key_authorization_and_host_keys(tmp_path: Path) -> None:
+    """Run for real into a scratch root, twice (lab up run again): the key, one authorized line, the
+    pinned hosts and the sshd drop-in that sorts before the box's PermitRootLogin no."""
+    import subprocess
+
+    private = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\ndef\n-----END OPENSSH PRIVATE KEY-----\n"
+    pub = "ssh-ed25519 AAAA root@lab"
+    known = "node1,10.0.0.11 ssh-ed25519 K\n"
+    (tmp_path / "etc/ssh/sshd_config.d").mkdir(parents=True)
+    (tmp_path / "etc/ssh/sshd_config.d/failover-lab.conf").write_text("PermitRootLogin no\n")
+    for _ in range(2):
+        done = subprocess.run(["bash", "-c", provision.root_ssh_script(str(tmp_path))],
+                              input=provision.root_ssh_input(private, pub, known), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    ssh = tmp_path / "root/.ssh"
+    assert (ssh / "id_ed25519").read_text() == private
+    assert oct((ssh / "id_ed25519").stat().st_mode & 0o777) == "0o600"
+    assert (ssh / "authorized_keys").read_text() == pub + "\n"
+    assert (ssh / "known_hosts").read_text() == known
+    drop_ins = sorted(p.name for p in (tmp_path / "etc/ssh/sshd_config.d").iterdir())
+    assert drop_ins[0] == "00-failover-lab-root.conf"
+    assert (tmp_path / "etc/ssh/sshd_config.d" / drop_ins[0]).read_text() == "PermitRootLogin prohibit-password\n"
