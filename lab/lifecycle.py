@@ -254,7 +254,7 @@ def _build_cluster(lab: Lab, progress: Progress) -> None:
             provision.run_root(first, provision.auth_script(lab.node_names, password, version), "pcs auth")
         if pcs_generation(version) == "0.9":
             with progress.step(who, f"pcs cluster setup {provision.CLUSTER_NAME} --start"):
-                provision.run_root(first, provision.setup_script(members, version), "pcs cluster setup")
+                provision.run_root(first, provision.setup_script(lab.node_names), "pcs cluster setup")
         else:
             _setup_local(nodes, members, progress)
         with progress.step(who, "all nodes online and quorate"):

@@ -148,9 +148,9 @@ def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) ->
     return f"set -eu\nif [ -e {check} ] && {test}; then echo already; exit 0; fi\n{auth}\n"
 
 
-def setup_script(nodes: Sequence[tuple[str, str]], pcs_version: str | None) -> str:
+def setup_script(nodes: Sequence[str]) -> str:
     """pcs 0.9: create and start my_cluster through pcsd (skipped when corosync.conf names it)."""
-    setup = f"pcs cluster setup --name {CLUSTER_NAME} {' '.join(n for n, _ in nodes)} --start"
+    setup = f"pcs cluster setup --name {CLUSTER_NAME} {' '.join(nodes)} --start"
     return f"""set -eu
 if grep -qs 'cluster_name: {CLUSTER_NAME}' /etc/corosync/corosync.conf; then
   systemctl is-active -q corosync && systemctl is-active -q pacemaker || pcs cluster start --all
@@ -189,41 +189,46 @@ cat {path}; rm -f {path}
 """
 
 
+# Secrets and files reach a node on stdin, one base64 line each (never on a command line); the
+# scripts decode them with put: `put B64 DEST MODE OWNER` writes DEST atomically.
+_PUT = """put() {
+  printf '%s' "$1" | base64 -d >"$2.lab"; chown "$4" "$2.lab"; chmod "$3" "$2.lab"; mv -f "$2.lab" "$2"
+}
+"""
+
+
+def _b64_line(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode() + "\n"
+
+
 def install_cluster_files_script(root: str = "") -> str:
     """Install corosync.conf, both authkeys and pcsd's known hosts from stdin, owners and modes as pcs
-    sets them. Stdin: corosync key, pacemaker key, known-hosts (each base64 on one line), then the
-    corosync.conf text. A half-configured node (an interrupted run) is stopped first. ROOT prefixes
+    sets them. Stdin: corosync key, pacemaker key, known-hosts, corosync.conf (each base64 on one
+    line). A half-configured node (an interrupted run) is stopped first. ROOT prefixes
     every path (tests install into a scratch directory)."""
     return f"""set -eu
-C={shlex.quote(root)}/etc/corosync P={shlex.quote(root)}/etc/pacemaker K={shlex.quote(root)}/var/lib/pcsd
-read -r corosync_key; read -r pacemaker_key; read -r known_hosts
-conf=$(cat)
+{_PUT}C={shlex.quote(root)}/etc/corosync P={shlex.quote(root)}/etc/pacemaker K={shlex.quote(root)}/var/lib/pcsd
+read -r corosync_key; read -r pacemaker_key; read -r known_hosts; read -r conf
 [ -n {shlex.quote(root)} ] || systemctl stop pacemaker corosync 2>/dev/null || true
 install -d -m 0755 "$C" "$P"
-printf '%s' "$corosync_key" | base64 -d >"$C/authkey.lab"
-chown root:root "$C/authkey.lab"; chmod 0400 "$C/authkey.lab"; mv -f "$C/authkey.lab" "$C/authkey"
-printf '%s' "$pacemaker_key" | base64 -d >"$P/authkey.lab"
-chown hacluster:haclient "$P/authkey.lab"; chmod 0440 "$P/authkey.lab"; mv -f "$P/authkey.lab" "$P/authkey"
+put "$corosync_key" "$C/authkey" 0400 root:root
+put "$pacemaker_key" "$P/authkey" 0440 hacluster:haclient
 if [ -n "$known_hosts" ]; then
   install -d -m 0700 "$K"
-  printf '%s' "$known_hosts" | base64 -d >"$K/known-hosts.lab"
-  chmod 0600 "$K/known-hosts.lab"; mv -f "$K/known-hosts.lab" "$K/known-hosts"
+  put "$known_hosts" "$K/known-hosts" 0600 root:root
 fi
-printf '%s\\n' "$conf" >"$C/corosync.conf.lab"
-chmod 0644 "$C/corosync.conf.lab"; mv -f "$C/corosync.conf.lab" "$C/corosync.conf"
+put "$conf" "$C/corosync.conf" 0644 root:root
 """
 
 
 def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: int = 256) -> str:
     """Stdin for install_cluster_files_script: fresh random keys (256 bytes, as pcs makes them)."""
-    import base64
     import secrets
 
-    def line(data: bytes) -> str:
-        return base64.b64encode(data).decode() + "\n"
-
-    return (line(secrets.token_bytes(key_bytes)) + line(secrets.token_bytes(key_bytes))
-            + line(known_hosts) + corosync_conf)
+    return (_b64_line(secrets.token_bytes(key_bytes)) + _b64_line(secrets.token_bytes(key_bytes))
+            + _b64_line(known_hosts) + _b64_line(corosync_conf.encode()))
 
 
 def start_cluster_script() -> str:
@@ -257,13 +262,13 @@ def root_ssh_script(root: str = "") -> str:
     r = shlex.quote(root)
     return f"""set -eu
 S={r}/root/.ssh D={r}/etc/ssh/sshd_config.d
-read -r key; read -r pub; read -r known
+{_PUT}read -r key; read -r pub; read -r known
 umask 077
 install -d -m 0700 "$S"
-printf '%s' "$key" | base64 -d >"$S/id_ed25519"
+put "$key" "$S/id_ed25519" 0600 root:root
 printf '%s\\n' "$pub" >"$S/id_ed25519.pub"
 grep -qxF "$pub" "$S/authorized_keys" 2>/dev/null || printf '%s\\n' "$pub" >>"$S/authorized_keys"
-printf '%s' "$known" | base64 -d >"$S/known_hosts"
+put "$known" "$S/known_hosts" 0600 root:root
 # Key-only root login (the box says no); sshd takes the first value, and 00- sorts first.
 if [ -d "$D" ] && ! [ -e "$D/00-failover-lab-root.conf" ]; then
   echo 'PermitRootLogin prohibit-password' >"$D/00-failover-lab-root.conf"
@@ -273,10 +278,7 @@ fi
 
 
 def root_ssh_input(private_key: str, public_key: str, known_hosts: str) -> str:
-    import base64
-
-    return (base64.b64encode(private_key.encode()).decode() + "\n" + public_key.strip() + "\n"
-            + base64.b64encode(known_hosts.encode()).decode() + "\n")
+    return _b64_line(private_key.encode()) + public_key.strip() + "\n" + _b64_line(known_hosts.encode())
 
 
 def wait_healthy_script(count: int, *, timeout: int = 300, settle: bool = True) -> str:

@@ -146,7 +146,7 @@ def test_pcs_auth_syntax_follows_version(version: str, auth: str) -> None:
 
 
 def test_pcs09_setup_goes_through_pcsd() -> None:
-    script = provision.setup_script([("node1", "10.0.0.11"), ("node2", "10.0.0.12")], "0.9.169")
+    script = provision.setup_script(["node1", "node2"])
     assert "pcs cluster setup --name my_cluster node1 node2 --start" in script
 
 
