@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -144,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         print("Interrupted; run the same command again to continue.", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, traceback on request
+        if os.environ.get("LAB_DEBUG"):
+            raise
+        detail = " ".join(str(exc).split()) or "no message"
+        print(f"Error: unexpected {type(exc).__name__}: {detail} "
+              "(a bug in lab? LAB_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -226,3 +226,22 @@ def test_utf16_cib_with_bom_is_graded_like_utf8(tmp_path) -> None:
     converted = grade_file("resource-create", utf16)
     assert plain.passed and converted.passed
     assert [o.passed for o in plain.outcomes] == [o.passed for o in converted.outcomes]
+
+
+def test_unforeseen_exception_is_one_line_and_a_traceback_on_request(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A failure no code path foresaw still ends in one line and exit 1; LAB_DEBUG=1 re-raises.
+    The handler is replaced (the only mock here): no real input is known to reach this path."""
+    from lab import cli
+
+    def broken(_args: object) -> int:
+        raise RuntimeError("channel\nvanished")
+
+    monkeypatch.setitem(cli.COMMANDS, "exercises", broken)
+    monkeypatch.delenv("LAB_DEBUG", raising=False)
+    assert cli.main(["exercises"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("Error: unexpected RuntimeError: channel vanished"), err
+    monkeypatch.setenv("LAB_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main(["exercises"])

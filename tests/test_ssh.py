@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -281,3 +282,65 @@ def test_report_rejects_a_bad_roster(lab_home: Path, tmp_path: Path) -> None:
     roster.write_text('[[lab]]\nname = "x"\n')
     proc, _ = lab(lab_home, "report", "resource-create", str(roster))
     assert_one_line_error(proc, "nodes")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid (sshd's per-connection monitor and session processes)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    children = [int(p) for p in found]
+    return children + [d for c in children for d in _descendants(c)]
+
+
+@pytest.fixture
+def fast_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shorten the wait for a channel (30 s for slow emulated nodes) so the test takes seconds."""
+    from lab import ssh
+
+    monkeypatch.setattr(ssh, "OPEN_TIMEOUT", 1.0)
+
+
+def _node(sshd: Sshd, tmp_path: Path):  # noqa: ANN202 - lab.ssh.SSHNode
+    from lab.ssh import NodeAddress, SSHNode
+
+    return SSHNode(NodeAddress.parse(sshd.spec("node1")), identity=sshd.client_key,
+                   known_hosts=tmp_path / "known_hosts", connect_timeout=1.0)
+
+
+def test_stalled_session_is_replaced_by_a_fresh_connection(sshd: Sshd, tmp_path: Path, fast_open: None) -> None:
+    """A connection whose sshd no longer answers channel requests (a node too busy to open a
+    session in time) is replaced once; the command still runs."""
+    node = _node(sshd, tmp_path)
+    try:
+        assert node.run("echo first").stdout == "first\n"
+        stalled = _descendants(sshd.process.pid)
+        assert stalled, "sshd forked no process for the connection"
+        for pid in stalled:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            again = node.run("echo second", timeout=10)
+        finally:
+            for pid in stalled:
+                os.kill(pid, signal.SIGKILL)
+        assert (again.returncode, again.stdout) == (0, "second\n")
+    finally:
+        node.close()
+
+
+def test_server_that_stalls_everything_is_a_node_error(sshd: Sshd, tmp_path: Path, fast_open: None) -> None:
+    """When neither the connection nor a new one answers, run() raises the one-line NodeError
+    the CLI prints, not paramiko's exception."""
+    from lab.errors import NodeError
+
+    node = _node(sshd, tmp_path)
+    assert node.run("true").returncode == 0
+    stalled = [sshd.process.pid, *_descendants(sshd.process.pid)]
+    for pid in stalled:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(NodeError, match="node1"):
+            node.run("true", timeout=10)
+    finally:
+        for pid in stalled[1:]:
+            os.kill(pid, signal.SIGKILL)
+        os.kill(sshd.process.pid, signal.SIGCONT)
+        node.close()
