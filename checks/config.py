@@ -230,8 +230,23 @@ def promotable_one_promoted(facts: Facts, resource: str) -> Verdict:
 # --- ACLs ----------------------------------------------------------------------------
 
 
-def _xpath_is(xpath: str | None, expected: str) -> bool:
-    return xpath is not None and xpath.strip().rstrip("/") == expected.rstrip("/")
+def _same_path(path: str, expected: str) -> bool:
+    """Equal XPaths up to a trailing slash; `//cib` is `/cib` (the CIB element is only ever the root)."""
+    def norm(text: str) -> str:
+        text = text.strip().rstrip("/")
+        return "/cib" if text == "//cib" else text
+    return norm(path) == norm(expected)
+
+
+def _grants_read(permission: tuple[str, str | None, str | None, str | None], xpath: str) -> bool:
+    """A read permission on xpath, written as an XPath or as an object-type (pacemaker reads
+    object-type T as the XPath //T)."""
+    kind, path, _ref, tag = permission
+    if kind != "read":
+        return False
+    if path is not None:
+        return _same_path(path, xpath)
+    return tag is not None and _same_path(f"//{tag}", xpath)
 
 
 @check("acl_user_role")
@@ -241,7 +256,7 @@ def acl_user_role(facts: Facts, user: str, role: str, xpath: str = "/cib") -> Ve
     grant = acls.roles.get(role)
     if grant is None:
         return fail(f"no ACL role '{role}'")
-    if not any(kind == "read" and _xpath_is(path, xpath) for kind, path, _ref, _tag in grant.permissions):
+    if not any(_grants_read(perm, xpath) for perm in grant.permissions):
         return fail(f"role '{role}' does not grant read on {xpath}")
     held = acls.targets.get(user)
     if held is None:

@@ -217,6 +217,18 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
     ("acl", "other-xpath", ["crm configure property enable-acl=true",
                             "crm configure role read-only read xpath:/cib/status",
                             "crm configure acl_target monitor read-only"], ["user"]),
+    ("acl", "other-object-type", ["crm configure property enable-acl=true",
+                                  "crm configure role read-only read tag:status",
+                                  "crm configure acl_target monitor read-only"], ["user"]),
+    ("acl", "object-type-cib", ["crm configure property enable-acl=true",
+                                "crm configure role read-only read tag:cib",
+                                "crm configure acl_target monitor read-only"], []),
+    ("acl", "any-depth-xpath", ["crm configure property enable-acl=true",
+                                "crm configure role read-only read xpath://cib",
+                                "crm configure acl_target monitor read-only"], []),
+    ("acl", "pcs-step-by-step", ["pcs property set enable-acl=true", "pcs acl role create read-only",
+                                 "pcs acl permission add read-only read xpath /cib/",
+                                 "pcs acl user create monitor", "pcs acl role assign read-only to monitor"], []),
 ]
 
 
