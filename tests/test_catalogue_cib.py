@@ -98,6 +98,8 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
     ("colocation", "pcs-default-score", ["pcs constraint colocation add web with vip"], []),
     ("colocation", "pcs-set", ["pcs constraint colocation set vip web"], []),
     ("colocation", "group", ["pcs resource group add g vip web"], []),
+    ("colocation", "crmsh-roles", ["crm configure colocation c1 +inf: web:Started vip:Started"], []),
+    ("colocation", "pcs-roles", ["pcs constraint colocation add Started web with Started vip INFINITY"], []),
     ("colocation", "finite", ["pcs constraint colocation add web with vip 500"], ["follows"]),
     ("colocation", "reverse", ["pcs constraint colocation add vip with web INFINITY"], ["follows"]),
     ("colocation", "anti", ["crm configure colocation c1 -inf: web vip"], ["follows"]),
@@ -109,6 +111,9 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
     ("order", "reverse", ["pcs constraint order web then vip"], ["order"]),
     ("order", "optional", ["pcs constraint order vip then web kind=Optional"], ["order"]),
     ("order", "crmsh-score-0", ["crm configure order o1 0: vip web"], ["order"]),
+    ("order", "crmsh-mandatory-actions", ["crm configure order o1 Mandatory: vip:start web:start"], []),
+    # The task asks that stopping vip stops web too: an asymmetrical order does not.
+    ("order", "asymmetrical", ["pcs constraint order start vip then start web symmetrical=false"], ["order"]),
     # group
     ("group", "other-order", ["pcs resource group add webgroup web vip"], ["members"]),
     ("group", "only-vip", ["pcs resource group add webgroup vip"], ["members"]),
