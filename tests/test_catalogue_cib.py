@@ -205,6 +205,8 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
     ("no-quorum-policy", "stop", ["pcs property set no-quorum-policy=stop"], ["policy"]),
     ("no-quorum-policy", "ignore", ["crm configure property no-quorum-policy=ignore"], ["policy"]),
     # resource-class-systemd
+    ("resource-class-systemd", "unit-suffix", ["pcs resource create cron systemd:cron.service --force"], []),
+    ("resource-class-systemd", "other-unit", ["pcs resource create cron systemd:crond.service --force"], ["class"]),
     ("resource-class-systemd", "lsb", ["pcs resource create cron lsb:cron --force"], ["class"]),
     ("resource-class-systemd", "service", ["pcs resource create cron service:cron --force"], ["class"]),
     ("resource-class-systemd", "stopped",
