@@ -133,7 +133,7 @@ def resource_template(facts: Facts, template: str, agent: str, monitor: str) -> 
     tpl = facts.cib.templates.get(template)
     if tpl is None:
         return fail(f"no resource template '{template}' is configured")
-    if tpl.agent != agent:
+    if not tpl.uses_agent(agent):
         return fail(f"template '{template}' uses {tpl.agent}, expected {agent}")
     expected = parse_ms(monitor)
     monitors = recurring_monitors(tpl.operations)

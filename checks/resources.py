@@ -12,27 +12,15 @@ def _find(cib: Cib, rsc_id: str) -> Resource | None:
     return cib.resources.get(rsc_id)
 
 
-
-
-def same_agent(configured: str | None, expected: str) -> bool:
-    """Agents compared as pacemaker resolves them: a systemd type names the unit, and
-    pacemaker adds `.service` to a type without a suffix (systemd:cron is systemd:cron.service)."""
-    def resolved(agent: str) -> str:
-        if agent.startswith("systemd:") and "." not in agent.removeprefix("systemd:"):
-            return agent + ".service"
-        return agent
-    return configured is not None and resolved(configured) == resolved(expected)
-
-
 @check("primitive_agent")
 def primitive_agent(facts: Facts, resource: str, agent: str) -> Verdict:
-    """A primitive with this exact id uses this exact agent (class:provider:type)."""
+    """A primitive with this exact id uses this agent (class:provider:type, as pacemaker resolves it)."""
     rsc = _find(facts.cib, resource)
     if rsc is None:
         return missing(facts.cib, resource)
     if rsc.kind != "primitive":
         return fail(f"'{resource}' is a {rsc.kind}, not a primitive")
-    if not same_agent(rsc.agent, agent):
+    if not rsc.uses_agent(agent):
         return fail(f"'{resource}' uses agent {rsc.agent}, expected {agent}")
     return ok(f"'{resource}' is a primitive of agent {agent}")
 

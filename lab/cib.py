@@ -79,6 +79,11 @@ def recurring_monitors(ops: tuple[Operation, ...], roles: tuple[str | None, ...]
             and (roles is None or op.role in roles)]
 
 
+def _resolved_agent(agent: str) -> str:
+    unit = agent.removeprefix("systemd:")
+    return agent + ".service" if unit != agent and "." not in unit else agent
+
+
 @dataclass(frozen=True)
 class Resource:
     id: str
@@ -103,6 +108,11 @@ class Resource:
             parts.append(self.provider)
         parts.append(self.type)
         return ":".join(parts)
+
+    def uses_agent(self, agent: str) -> bool:
+        """This agent, as pacemaker resolves names: a systemd type names a unit, and pacemaker
+        adds `.service` to one without a suffix (systemd:cron is systemd:cron.service)."""
+        return self.agent is not None and _resolved_agent(self.agent) == _resolved_agent(agent)
 
     @property
     def meta(self) -> Mapping[str, str]:

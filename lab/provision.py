@@ -8,7 +8,9 @@ appear on a command line of the host.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import secrets
 import shlex
 import tomllib
 from collections.abc import Sequence
@@ -198,8 +200,6 @@ _PUT = """put() {
 
 
 def _b64_line(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(data).decode() + "\n"
 
 
@@ -225,8 +225,6 @@ put "$conf" "$C/corosync.conf" 0644 root:root
 
 def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: int = 256) -> str:
     """Stdin for install_cluster_files_script: fresh random keys (256 bytes, as pcs makes them)."""
-    import secrets
-
     return (_b64_line(secrets.token_bytes(key_bytes)) + _b64_line(secrets.token_bytes(key_bytes))
             + _b64_line(known_hosts) + _b64_line(corosync_conf.encode()))
 

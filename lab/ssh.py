@@ -172,8 +172,8 @@ class SSHNode:
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 self.close()
                 problem = str(exc) or type(exc).__name__
-        raise NodeError(f"{self.name}: the SSH server opened no session (waited up to {wait:g} s, "
-                        f"twice): {problem}")
+        raise NodeError(f"{self.name}: the SSH server opened no session, also not on a fresh "
+                        f"connection (a request waits up to {wait:g} s): {problem}")
 
     def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
             input_text: str | None = None) -> CommandResult:
