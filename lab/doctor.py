@@ -35,15 +35,22 @@ def _libvirt() -> Item:
                     "Debian/Ubuntu: apt-get install libvirt-daemon-system")
     try:
         version = conn.getLibVersion()
-        pools = {p.name(): p.isActive() for p in conn.listAllStoragePools()}
     finally:
         conn.close()
     detail = f"{virt.uri()} reachable (libvirt {version // 1000000}.{version // 1000 % 1000})"
-    if not pools.get("default"):
-        return Item("FAIL", "libvirt", detail + ", but no active storage pool 'default'",
-                    "virsh pool-define-as default dir --target /var/lib/libvirt/images; "
-                    "virsh pool-start default")
-    return Item("ok", "libvirt", detail + ", pool 'default' active")
+    try:
+        pool = virt.pool_state()
+    except LabError as exc:
+        return Item("FAIL", "libvirt", f"{detail}, but its storage pools cannot be read: {exc}",
+                    "check libvirtd's log; 'virsh pool-list --all'")
+    if not pool.exists:
+        # A fresh host: vagrant-libvirt makes the pool on first use, and `lab up` makes it first.
+        return Item("ok", "libvirt", f"{detail}; no storage pool '{pool.name}' yet: 'lab up' creates it "
+                    f"(directory {virt.DEFAULT_POOL_DIR})")
+    if not pool.active:
+        return Item("warn", "libvirt", f"{detail}; storage pool '{pool.name}' is defined but inactive: "
+                    "'lab up' starts it", f"virsh pool-start {pool.name}")
+    return Item("ok", "libvirt", f"{detail}, pool '{pool.name}' active ({pool.path})")
 
 
 def _vagrant() -> list[Item]:

@@ -24,6 +24,7 @@ from lab.exercises import Exercise, command_context, load, pcs_generation, rende
 from lab.labstate import MAX_NODES, SSH_USER, Lab, current_name, labs_dir, write_atomic
 from lab.paths import lab_home
 from lab.progress import Progress
+from lab.runner import CommandResult
 from lab.ssh import NodeAddress, SSHNode
 
 DEFAULT_NODES = 2
@@ -200,7 +201,7 @@ def _provision_node(lab: Lab, name: str, profile: provision.Profile, password: s
     spec = lab.node(name)
     deadline = time.monotonic() + BOOT_TIMEOUT
     system_done = lab.done(f"system:{name}")
-    with progress.step(name, "boot and first SSH contact"):
+    with progress.step(name, "boot and first SSH contact", limit=BOOT_TIMEOUT):
         if system_done:
             node = connect_retry(lambda: lab_node(lab, name, 5.0), deadline, name)
         else:
@@ -235,11 +236,21 @@ def _provision_node(lab: Lab, name: str, profile: provision.Profile, password: s
         if profile.repo_setup or profile.packages or profile.firewall:
             with progress.step(name, "HA repository, packages, firewalld high-availability"):
                 provision.run_root(node, provision.packages_script(profile), "package setup", timeout=1800)
-        with progress.step(name, "hacluster password, no stale cluster, pcsd enabled and answering"):
-            result = provision.run_root(node, provision.pcsd_script(password), "pcsd setup")
+        with progress.step(name, "hacluster password, no stale cluster, pcsd enabled and answering",
+                           limit=provision.PCSD_SETUP_TIMEOUT):
+            result = provision.run_root(node, provision.pcsd_script(password), "pcsd setup",
+                                        timeout=provision.PCSD_SETUP_TIMEOUT)
+        _say_retries(progress, name, result)
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     finally:
         node.close()
+
+
+def _say_retries(progress: Progress, who: str, result: CommandResult) -> None:
+    """Show the reason of every unit start a node's script had to retry (provision._START_UNIT)."""
+    for line in result.stderr.splitlines():
+        if line.startswith("failover-lab: retry "):
+            progress.say(who, line.removeprefix("failover-lab: "))
 
 
 def _build_cluster(lab: Lab, progress: Progress) -> None:
@@ -257,7 +268,7 @@ def _build_cluster(lab: Lab, progress: Progress) -> None:
                 provision.run_root(first, provision.setup_script(lab.node_names), "pcs cluster setup")
         else:
             _setup_local(nodes, members, progress)
-        with progress.step(who, "all nodes online and quorate"):
+        with progress.step(who, "all nodes online and quorate", limit=300):
             provision.run_root(first, provision.wait_healthy_script(len(members), settle=False), "cluster start")
         with progress.step(who, "stonith-enabled=false, cluster settled (crm_resource --wait)"):
             provision.run_root(first, provision.stonith_script(), "stonith-enabled=false")
@@ -282,9 +293,12 @@ def _setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], prog
             payload = provision.cluster_files_input(conf, known)
             _parallel(lambda n: provision.run_root(n, provision.install_cluster_files_script(),
                                                    "cluster files", input_text=payload), list(nodes.values()))
-    with progress.step("lab", "corosync and pacemaker started on every node"):
-        _parallel(lambda n: provision.run_root(n, provision.start_cluster_script(), "cluster start"),
-                  list(nodes.values()))
+    with progress.step("lab", "corosync and pacemaker started on every node", limit=provision.CLUSTER_START_TIMEOUT):
+        results = _parallel(lambda n: provision.run_root(n, provision.start_cluster_script(), "cluster start",
+                                                         timeout=provision.CLUSTER_START_TIMEOUT),
+                            list(nodes.values()))
+    for node, result in zip(nodes.values(), results, strict=True):
+        _say_retries(progress, node.name, result)
 
 
 def up(name: str | None = None, *, nodes: int | None = None, box: str | None = None,
@@ -297,6 +311,9 @@ def up(name: str | None = None, *, nodes: int | None = None, box: str | None = N
     if lab.done("cluster_snapshot") and all(s == "running" for s in states.values()):
         progress.say("lab", f"lab '{lab.name}' is up ({', '.join(lab.node_names)}); 'lab start EX' to begin")
         return lab
+    made = virt.ensure_pool(lab.state.get("pool", virt.DEFAULT_POOL))
+    if made:
+        progress.say("lab", f"libvirt storage: {made}")
     done = vg.ensure_box(profile.box, profile.box_path)
     if done:
         progress.say("host", done)

@@ -118,6 +118,52 @@ def packages_script(profile: Profile) -> str:
 
 PCSD_WAIT = 300
 
+# Units the lab starts, and how long systemd lets each start. Under software emulation a first
+# start of pcsd-ruby took more than systemd's default 90 s (pcsd-ruby.service: start operation
+# timed out; pacemaker's own unit says 60 s): the lab gives every such unit 5 minutes.
+LAB_UNITS = ("pcsd-ruby", "pcsd", "corosync", "pacemaker")
+UNIT_START_TIMEOUT = 300
+START_TRIES = 3
+# A script that starts units may need every try in full, plus its own waits.
+PCSD_SETUP_TIMEOUT = START_TRIES * UNIT_START_TIMEOUT + PCSD_WAIT
+CLUSTER_START_TIMEOUT = 2 * START_TRIES * UNIT_START_TIMEOUT
+
+
+def unit_timeout_dropin() -> str:
+    """The systemd drop-in that gives a unit the lab's start timeout (the box ships the same)."""
+    return ("# Failover Lab: starts under software emulation can take minutes\n"
+            f"[Service]\nTimeoutStartSec={UNIT_START_TIMEOUT}\n")
+
+
+def unit_timeouts_script() -> str:
+    """Install the start-timeout drop-in for every lab unit (boxes without it: EL, older builds)."""
+    return f"""_reload=0
+for _u in {' '.join(LAB_UNITS)}; do
+  _d=/etc/systemd/system/$_u.service.d
+  grep -qsx 'TimeoutStartSec={UNIT_START_TIMEOUT}' $_d/50-failover-lab-timeout.conf && continue
+  install -d $_d; printf '%s' {shlex.quote(unit_timeout_dropin())} >$_d/50-failover-lab-timeout.conf; _reload=1
+done
+[ $_reload -eq 0 ] || systemctl daemon-reload
+"""
+
+
+# start_unit UNIT: start it; after a failed start say why on stderr (a line starting
+# 'failover-lab: retry'), clear systemd's failed state and try again, up to START_TRIES times.
+_START_UNIT = f"""start_unit() {{
+  _try=1
+  until systemctl is-active -q "$1"; do
+    if _err=$(systemctl start "$1" 2>&1); then break; fi
+    _why=$(systemctl show -p Result --value "$1" 2>/dev/null)
+    if [ $_try -ge {START_TRIES} ]; then
+      echo "$1 did not start after {START_TRIES} tries: $_err (result: $_why)" >&2; return 1
+    fi
+    echo "failover-lab: retry $1 (try $_try of {START_TRIES} failed: $_err; result: $_why)" >&2
+    systemctl reset-failed "$1" pcsd-ruby.service 2>/dev/null || true
+    _try=$((_try+1))
+  done
+}}
+"""
+
 
 def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
     """hacluster password, no leftover cluster (Debian's one-node default), pcsd enabled, up and answering."""
@@ -126,8 +172,8 @@ echo {shlex.quote('hacluster:' + password)} | chpasswd
 if [ -e /etc/corosync/corosync.conf ] && ! grep -q {CLUSTER_NAME} /etc/corosync/corosync.conf; then
   pcs cluster destroy --force >/dev/null 2>&1 || true
 fi
-systemctl is-enabled -q pcsd || systemctl enable -q pcsd
-systemctl is-active -q pcsd || systemctl start pcsd
+{unit_timeouts_script()}systemctl is-enabled -q pcsd || systemctl enable -q pcsd
+{_START_UNIT}start_unit pcsd
 i=0
 until ss -Hltn 'sport = :2224' | grep -q .; do
   i=$((i+1)); [ $i -le {wait * 4} ] || {{ echo "pcsd does not listen on 2224 after {wait} s" >&2; exit 1; }}
@@ -230,9 +276,9 @@ def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: in
 
 
 def start_cluster_script() -> str:
-    """Start corosync, then pacemaker, on this node (what `pcs cluster start` does locally)."""
-    return "set -eu\nsystemctl is-active -q corosync || systemctl start corosync\n" \
-           "systemctl is-active -q pacemaker || systemctl start pacemaker\n"
+    """Start corosync, then pacemaker, on this node (what `pcs cluster start` does locally), each
+    retried after a timed-out start."""
+    return f"set -eu\n{unit_timeouts_script()}{_START_UNIT}start_unit corosync\nstart_unit pacemaker\n"
 
 
 def host_keys_script() -> str:

@@ -475,3 +475,70 @@ def choose_driver(cache: Path | None = None) -> tuple[str, str | None]:
     if probe.usable:
         return "kvm", None
     return "qemu", f"KVM not usable ({probe.reason}): using software emulation (slow)"
+
+
+DEFAULT_POOL = "default"
+DEFAULT_POOL_DIR = "/var/lib/libvirt/images"
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """A storage pool as `lab doctor` and `lab up` see it."""
+
+    name: str
+    exists: bool
+    active: bool
+    path: str | None
+
+
+def pool_state(name: str = DEFAULT_POOL, conn=None) -> PoolState:  # noqa: ANN001
+    """Whether the pool exists and runs. A fresh host has no pool 'default' at all: vagrant-libvirt
+    (and `lab up`, see ensure_pool) makes it on first use, so its absence is not a fault."""
+    libvirt = _libvirt()
+    own = conn is None
+    conn = conn or connect()
+    try:
+        try:
+            pool = conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            return PoolState(name, False, False, None)
+        path = None
+        with contextlib.suppress(Exception):
+            import defusedxml.ElementTree as SafeET
+
+            path = SafeET.fromstring(pool.XMLDesc(0)).findtext("target/path")
+        return PoolState(name, True, bool(pool.isActive()), path)
+    finally:
+        if own:
+            conn.close()
+
+
+def ensure_pool(name: str = DEFAULT_POOL, directory: str = DEFAULT_POOL_DIR, conn=None) -> str:  # noqa: ANN001
+    """Make the lab's storage pool usable: define a directory pool if there is none, start it if it
+    is inactive, and mark it autostart. Returns what was done ('' when nothing was needed)."""
+    libvirt = _libvirt()
+    own = conn is None
+    conn = conn or connect()
+    done: list[str] = []
+    try:
+        try:
+            pool = conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            xml = (f"<pool type='dir'><name>{name}</name><target><path>{directory}</path>"
+                   f"</target></pool>")
+            pool = conn.storagePoolDefineXML(xml, 0)
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.build(0)  # mkdir the target; fails harmlessly when it exists
+            done.append(f"defined pool '{name}' ({directory})")
+        if not pool.isActive():
+            pool.create(0)
+            done.append(f"started pool '{name}'")
+        with contextlib.suppress(libvirt.libvirtError):
+            if not pool.autostart():
+                pool.setAutostart(1)
+        return "; ".join(done)
+    except libvirt.libvirtError as exc:
+        raise VirtError(f"storage pool '{name}' cannot be made usable: {exc}") from None
+    finally:
+        if own:
+            conn.close()

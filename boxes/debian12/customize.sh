@@ -121,6 +121,16 @@ enable pcsd.service
 enable failover-lab-ssh-hostkeys.service
 PRESET
 
+# --- start timeouts that fit software emulation ------------------------------
+# A first start of pcsd-ruby took more than systemd's default 90 s in an emulated guest
+# (then "Dependency failed for pcsd.service"). lab/provision.py (LAB_UNITS,
+# UNIT_START_TIMEOUT) installs the same drop-in on boxes without it.
+for u in pcsd-ruby pcsd corosync pacemaker; do
+  install -d "$R/etc/systemd/system/$u.service.d"
+  printf '# Failover Lab: starts under software emulation can take minutes\n[Service]\nTimeoutStartSec=300\n' \
+    >"$R/etc/systemd/system/$u.service.d/50-failover-lab-timeout.conf"
+done
+
 # --- quiet, fast boot: no timers that touch the network or the disk --------
 for u in apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service \
          dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \

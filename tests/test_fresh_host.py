@@ -1,0 +1,145 @@
+"""A fresh host and a slow guest: doctor on a host without libvirt's pool 'default', and the unit
+start retry that lab up relies on when systemd gives up on a slow start.
+
+libvirt runs here through its in-process test driver (test:///...): the real libvirt API with no
+daemon, as on a fresh machine. systemd cannot run on this host (no systemd as PID 1), so the retry
+test puts a stand-in `systemctl` first on PATH; the real units are exercised by the VM tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import provision, virt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NODE_XML = """<node>
+  <pool type='dir'>
+    <name>{name}</name>
+    <target><path>{path}</path></target>
+  </pool>
+</node>"""
+
+
+def _doctor(uri: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LIBVIRT_DEFAULT_URI=uri, LAB_HOME=str(tmp_path / "home"))
+    return subprocess.run([sys.executable, "-m", "lab.cli", "doctor"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _libvirt_line(out: str) -> str:
+    return next(line for line in out.splitlines() if " libvirt:" in line)
+
+
+def test_doctor_accepts_a_host_without_pool_default(tmp_path: Path) -> None:
+    line = _libvirt_line(_doctor("test:///default", tmp_path).stdout)
+    assert line.startswith("ok"), line
+    assert "no storage pool 'default' yet" in line and "lab up" in line
+
+
+def test_doctor_reports_an_existing_pool_with_its_path(tmp_path: Path) -> None:
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_XML.format(name="default", path=tmp_path))  # the test driver starts it
+    line = _libvirt_line(_doctor(f"test://{node}", tmp_path).stdout)
+    assert line.startswith("ok") and f"pool 'default' active ({tmp_path})" in line, line
+
+
+def test_doctor_still_fails_when_libvirt_does_not_answer(tmp_path: Path) -> None:
+    result = _doctor("qemu+unix:///system?socket=/nonexistent/libvirt-sock", tmp_path)
+    line = _libvirt_line(result.stdout)
+    assert line.startswith("FAIL") and result.returncode == 1, line
+
+
+def _open(uri: str):  # noqa: ANN202
+    import libvirt
+
+    return libvirt.open(uri)
+
+
+def test_ensure_pool_defines_starts_and_is_idempotent(tmp_path: Path) -> None:
+    conn = _open("test:///default")
+    try:
+        assert not virt.pool_state(conn=conn).exists
+        made = virt.ensure_pool(directory=str(tmp_path / "images"), conn=conn)
+        assert "defined pool 'default'" in made and "started" in made
+        state = virt.pool_state(conn=conn)
+        assert state.exists and state.active and state.path == str(tmp_path / "images")
+        assert virt.ensure_pool(directory=str(tmp_path / "images"), conn=conn) == ""
+        conn.storagePoolLookupByName("default").destroy()
+        assert virt.ensure_pool(conn=conn) == "started pool 'default'"
+    finally:
+        conn.close()
+
+
+# --- unit starts that systemd gives up on -------------------------------------------------------
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# Stand-in for systemctl (no systemd on this host): 'start' fails FAILS times, then succeeds.
+log={log}
+case "$1" in
+  is-active) [ -e {state}/active-"$3" ] ;;
+  start) n=$(cat {state}/tries 2>/dev/null || echo 0); n=$((n+1)); echo $n >{state}/tries
+         echo "start $2" >>$log
+         if [ $n -le {fails} ]; then
+           echo "Job for $2.service failed because a timeout was exceeded." >&2; exit 1
+         fi
+         touch {state}/active-"$2" ;;
+  show) echo timeout ;;
+  reset-failed) echo "reset-failed $*" >>$log ;;
+  *) exit 0 ;;
+esac
+"""
+
+
+def _run_start_unit(tmp_path: Path, fails: int) -> tuple[subprocess.CompletedProcess[str], str]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "log"
+    fake = bindir / "systemctl"
+    fake.write_text(FAKE_SYSTEMCTL.format(log=log, state=state, fails=fails))
+    fake.chmod(0o755)
+    script = "set -eu\n" + provision._START_UNIT + "start_unit pcsd\necho started\n"
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                            timeout=30, check=False)
+    return result, log.read_text() if log.exists() else ""
+
+
+def test_a_timed_out_start_is_retried_after_reset_failed_with_the_reason(tmp_path: Path) -> None:
+    result, log = _run_start_unit(tmp_path, fails=provision.START_TRIES - 1)
+    assert result.returncode == 0 and result.stdout.strip() == "started", result.stderr
+    assert log.count("start pcsd") == provision.START_TRIES
+    assert log.count("reset-failed pcsd") == provision.START_TRIES - 1
+    retries = [ln for ln in result.stderr.splitlines() if ln.startswith("failover-lab: retry pcsd")]
+    assert len(retries) == provision.START_TRIES - 1
+    assert "timeout was exceeded" in retries[0]
+
+
+def test_a_unit_that_never_starts_fails_the_script_with_its_reason(tmp_path: Path) -> None:
+    result, log = _run_start_unit(tmp_path, fails=99)
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert log.count("start pcsd") == provision.START_TRIES
+    assert f"pcsd did not start after {provision.START_TRIES} tries" in result.stderr
+    assert "timeout was exceeded" in result.stderr
+
+
+@pytest.mark.parametrize("script", [provision.pcsd_script("pw"), provision.start_cluster_script()])
+def test_unit_scripts_install_the_start_timeout_for_every_lab_unit(script: str, tmp_path: Path) -> None:
+    assert f"for _u in {' '.join(provision.LAB_UNITS)}; do" in script
+    assert "systemctl daemon-reload" in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_the_box_ships_the_same_start_timeouts() -> None:
+    customize = (ROOT / "boxes" / "debian12" / "customize.sh").read_text()
+    assert f"for u in {' '.join(provision.LAB_UNITS)}; do" in customize
+    assert f"TimeoutStartSec={provision.UNIT_START_TIMEOUT}" in customize
+    assert provision.PCSD_SETUP_TIMEOUT >= provision.START_TRIES * provision.UNIT_START_TIMEOUT
