@@ -2,7 +2,7 @@
 PYTHON ?= python3
 NODES ?= 2
 
-.PHONY: lab deps test test-fast test-vm test-catalogue lint bench box
+.PHONY: lab deps test test-fast test-vm test-catalogue test-slowhost lint bench box
 
 deps:
 	bash .ci/host-deps.sh
@@ -31,6 +31,11 @@ test-fast: deps
 test-catalogue: deps
 	bash .ci/libvirt-up.sh
 	LAB_CATALOGUE=1 $(PYTHON) -m pytest -q -ra -m catalogue tests
+
+# lab up on guests throttled to 25 % of a core, interrupted (SIGINT) three times, then resumed.
+test-slowhost: deps
+	bash .ci/libvirt-up.sh
+	$(PYTHON) -m pytest -q -ra -m slowhost -p no:cacheprovider tests/test_vm_slowhost.py
 
 lint:
 	$(PYTHON) -m ruff check .
