@@ -12,7 +12,7 @@ from lab.exercises import Exercise
 from lab.facts import Facts, facts_from_cib_file, gather_live
 from lab.grading import Report, grade, sections_for
 from lab.paths import lab_home
-from lab.probes import probe_names, run_probes, without_probes
+from lab.probes import destructive_probes, probe_names, run_probes, without_probes
 from lab.ssh import NodeAddress, SSHNode
 
 
@@ -57,15 +57,21 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
 
 
 def check_nodes(exercise: Exercise, specs: Sequence[str], *, identity: Path | None,
-                timeout: float = 10.0, say: Callable[[str], None] | None = None) -> Report:
+                timeout: float = 10.0, say: Callable[[str], None] | None = None,
+                allow_destructive: bool = False) -> Report:
+    """Grade machines named by the examiner. Probes that fence or reboot run only when allowed:
+    without it their checks are skipped (the caller decides whether to refuse instead)."""
     addresses = [NodeAddress.parse(s) for s in specs]
+    sections = sections_for(exercise)
+    withheld = frozenset() if allow_destructive else frozenset(
+        f"probe:{name}" for name in destructive_probes(sections))
     try:
         facts = gather_from_addresses(addresses, identity=identity,
                                       known_hosts=lab_home() / "known_hosts", timeout=timeout,
-                                      sections=sections_for(exercise), say=say)
+                                      sections=sections - withheld, say=say)
     except NodeError as exc:
         raise UsageError(str(exc)) from None
-    return grade(exercise, facts)
+    return grade(exercise, facts, withheld)
 
 
 def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = None) -> Report:

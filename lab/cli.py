@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity", type=Path, metavar="KEYFILE", help="SSH private key for --node")
     p.add_argument("--timeout", type=float, default=10.0, help="SSH connect timeout in seconds")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--yes", action="store_true",
+                   help="with --node: allow checks that fence or reboot those machines")
 
     p = sub.add_parser("report", help="grade many labs at once from a roster (instructors)")
     p.add_argument("exercise")
@@ -98,6 +100,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from lab import report
     from lab.checking import check_cib_file, check_current_lab, check_nodes
     from lab.exercises import load
+    from lab.grading import sections_for
+    from lab.probes import ANNOUNCE, destructive_probes
 
     exercise = load(args.exercise)
     if args.identity is not None and not args.node:
@@ -105,7 +109,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.cib is not None:
         result = check_cib_file(exercise, args.cib)
     elif args.node:
-        result = check_nodes(exercise, args.node, identity=args.identity, timeout=args.timeout, say=_note)
+        acts = destructive_probes(sections_for(exercise))
+        if acts and not args.yes and args.format == "text":
+            what = " and ".join(ANNOUNCE[a].split(",")[0] for a in acts)
+            raise UsageError(f"checking '{exercise.id}' on the machines given by --node means {what}: "
+                             "add --yes to allow it "
+                             "(--format json grades the rest and marks those checks skipped)")
+        result = check_nodes(exercise, args.node, identity=args.identity, timeout=args.timeout, say=_note,
+                             allow_destructive=args.yes)
     else:
         result = check_current_lab(exercise, say=_note)
     print(report.to_json(result) if args.format == "json" else report.to_text(result))
@@ -128,6 +139,16 @@ COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "r
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; whatever it started locally ends with it (success, error, Ctrl-C, SIGTERM)."""
+    from lab import runner
+
+    with runner.owned_children():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    from lab.runner import Terminated
+
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -141,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("Interrupted; run the same command again to continue.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Terminated): children are ended already
+        how = f"Stopped by {exc}" if isinstance(exc, Terminated) else "Interrupted"
+        print(f"{how}; run the same command again to continue.", file=sys.stderr)
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug or an unforeseen failure: still one line, traceback on request

@@ -55,8 +55,11 @@ def sections_for(exercise: Exercise) -> frozenset[str]:
     return frozenset().union(*(get_check(c.check).sections for c in exercise.checks))
 
 
-def grade(exercise: Exercise, facts: Facts) -> Report:
-    """Judge facts against every check of the exercise; a crashing check is a failure."""
+def grade(exercise: Exercise, facts: Facts, withheld: frozenset[str] = frozenset()) -> Report:
+    """Judge facts against every check of the exercise; a crashing check is a failure.
+
+    WITHHELD are probe sections that were not allowed to run (they would fence or reboot machines
+    the examiner named): the checks that need them are skipped and say so."""
     if not facts.live and (exercise.live_only or all(get_check(c.check).live for c in exercise.checks)):
         raise UsageError(
             f"'{exercise.id}' can only be graded on a live lab (its start state and checks need running "
@@ -67,6 +70,9 @@ def grade(exercise: Exercise, facts: Facts) -> Report:
         spec = get_check(ref.check)
         if spec.live and not facts.live:
             verdict = Verdict(None, "skipped: needs a live lab")
+        elif spec.sections & withheld:
+            acts = ", ".join(sorted(s.removeprefix("probe:") for s in spec.sections & withheld))
+            verdict = Verdict(None, f"skipped: this check acts on the machines ({acts}); add --yes to allow it")
         elif spec.needs_cib and (facts.cib is None or facts.status is None):
             verdict = Verdict(False, "no node returned a readable CIB and crm_mon status "
                                      "(is pacemaker running?)")

@@ -190,6 +190,16 @@ ANNOUNCE = {
     "acl": "reading and trying one write to the CIB as the ACL user",
 }
 
+# Probes that disrupt the machines they act on: on machines named by `lab check --node` (not the
+# candidate's own lab) they run only when the examiner says --yes.
+DESTRUCTIVE = frozenset({"fence", "reboot"})
+
+
+def destructive_probes(sections: frozenset[str] | None) -> list[str]:
+    """The probes among SECTIONS that reset or reboot machines."""
+    return [name for name in probe_names(sections) if name in DESTRUCTIVE]
+
+
 PROBES: dict[str, Callable[[Sequence[str], Connect], ProbeResult]] = {
     "fence": fence_probe,
     "reboot": reboot_probe,
