@@ -8,6 +8,7 @@ are removed first, and `lab destroy` must leave no domain, volume or network beh
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,53 @@ def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield from running_lab(tmp_path_factory, nodes=2)
 
 
+def _password() -> str:
+    return (Path(os.environ["LAB_HOME"]) / "labs" / LAB / "hacluster-password").read_text().strip()
+
+
+def _node_logs(node: str) -> str:
+    """Everything a node logged: the journal (sudo logs each command line there) and /var/log."""
+    # ssh joins its arguments into one remote shell line: the script is quoted once, here.
+    script = "journalctl -o cat --no-pager 2>&1; grep -rah . /var/log 2>/dev/null || true"
+    result = lab("ssh", node, "sudo sh -c " + shlex.quote(script), timeout=300)
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "Started" in result.stdout or "pacemaker" in result.stdout  # the journal really was read
+    return result.stdout
+
+
+def assert_password_not_logged() -> None:
+    password = _password()
+    for node in ("node1", "node2"):
+        assert password not in _node_logs(node), f"the hacluster password is in {node}'s logs"
+
+
+class ArgvSampler:
+    """Reads every process's command line on the nodes over and over while a command runs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stop = threading.Event()
+        self.samples: list[str] = []
+        self.threads = [threading.Thread(target=self._loop, args=(n,), daemon=True) for n in ("node1", "node2")]
+
+    def _loop(self, node: str) -> None:
+        while not self.stop.is_set():
+            script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done 2>/dev/null"
+            out = lab("ssh", node, "sudo sh -c " + shlex.quote(script), timeout=120)
+            self.samples.append(out.stdout)
+
+    def __enter__(self) -> ArgvSampler:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
 def red_solve_green(exercise_id: str, tool: str = "pcs") -> None:
     """lab start -> check fails -> lab solve -> check passes, on the live lab."""
     started = lab("start", exercise_id)
@@ -100,10 +148,22 @@ def red_solve_green(exercise_id: str, tool: str = "pcs") -> None:
     if probing:  # the check acted on the lab (fenced, rebooted): start from the start state again
         again = lab("reset")
         assert again.returncode == 0, again.stderr[-2000:]
-    solved = lab("solve", exercise_id, "--tool", tool)
+    if exercise_id == "cluster-setup":  # the solution authenticates with the hacluster password
+        with ArgvSampler() as sampler:
+            solved = lab("solve", exercise_id, "--tool", tool)
+        assert len(sampler.samples) >= 2 and any("sshd" in sample for sample in sampler.samples)
+        assert not any(_password() in sample for sample in sampler.samples), "password in a process argument"
+    else:
+        solved = lab("solve", exercise_id, "--tool", tool)
     assert solved.returncode == 0, solved.stderr[-2000:]
+    if exercise_id == "cluster-setup":
+        assert_password_not_logged()
     green = lab("check", exercise_id, timeout=900 if probing else 120)
     assert green.returncode == 0, green.stdout + green.stderr
+
+
+def test_password_not_in_any_log_after_lab_up(live_lab: None) -> None:
+    assert_password_not_logged()
 
 
 @pytest.mark.parametrize("exercise_id", SEED)
@@ -123,5 +183,5 @@ def test_status_info_and_secrets(live_lab: None) -> None:
     assert status.returncode == 0 and "node1" in status.stdout
     info = lab("info", timeout=60)
     secret = lab("info", "--secrets", timeout=60)
-    password = (Path(os.environ["LAB_HOME"]) / "labs" / LAB / "hacluster-password").read_text().strip()
+    password = _password()
     assert password not in info.stdout and password in secret.stdout
