@@ -6,21 +6,31 @@ nodes is done by lab.provision over paramiko (faster, parallel, and idempotent).
 
 from __future__ import annotations
 
+import functools
 import glob
 import ipaddress
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import jinja2
 
+from lab import runner
 from lab.errors import LabError, UsageError
 from lab.labstate import Lab, write_atomic
 from lab.paths import project_root
 from lab.runner import run_local
 
+T = TypeVar("T")
 BOOT_TIMEOUT = 600
+# How long each vagrant command may run before it is stopped with everything it started: up
+# creates and boots every node (minutes under software emulation), halt waits for shutdowns.
+UP_TIMEOUT = 3 * BOOT_TIMEOUT
+HALT_TIMEOUT = 900
+STATUS_TIMEOUT = 120
 
 
 class VagrantError(LabError):
@@ -80,7 +90,46 @@ def _env(lab: Lab) -> dict[str, str]:
     return env
 
 
-def _client(lab: Lab):  # noqa: ANN202
+@functools.cache
+def _tracked_vagrant_class() -> type:
+    """python-vagrant's client with its two subprocess calls run as owned children (lab.runner).
+
+    python-vagrant calls subprocess.check_call/check_output itself; through them a `vagrant up`
+    outlived a failed `lab up` (its ruby, ssh and qemu-img children too). These overrides keep
+    python-vagrant's command building and output parsing and change only how the process runs:
+    in a session of its own, ended with everything it started on a timeout, an exception, Ctrl-C
+    or SIGTERM. (python-vagrant 1.0: _call_vagrant_command and _run_vagrant_command are the only
+    places that start vagrant for the methods used here.)
+    """
+    import vagrant
+
+    class TrackedVagrant(vagrant.Vagrant):
+        timeout: float | None = None
+
+        def _call_vagrant_command(self, args: list[str | None]) -> None:
+            command = self._make_vagrant_command(args)
+            with self.out_cm() as out_fh, self.err_cm() as err_fh:
+                rc, _, _ = runner.run_owned(command, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+                                            stdout=out_fh, stderr=err_fh, timeout=self.timeout)
+            if rc != 0:
+                raise subprocess.CalledProcessError(rc, command)
+
+        def _run_vagrant_command(self, args: list[str | None]) -> str:
+            command = self._make_vagrant_command(args)
+            with self.err_cm() as err_fh:
+                rc, out, _ = runner.run_owned(command, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.PIPE, stderr=err_fh, timeout=self.timeout)
+            if rc != 0:
+                raise subprocess.CalledProcessError(rc, command, output=out)
+            return out.decode(errors="replace")
+
+        def _stream_vagrant_command(self, args: list[str | None]) -> Iterator[str]:
+            raise NotImplementedError("the lab does not stream vagrant's output (it logs to a file)")
+
+    return TrackedVagrant
+
+
+def _client(lab: Lab, timeout: float | None = None):  # noqa: ANN202
     try:
         import vagrant
     except ImportError:
@@ -88,7 +137,9 @@ def _client(lab: Lab):  # noqa: ANN202
     if shutil.which("vagrant") is None:
         raise UsageError("vagrant is not installed (Debian/Ubuntu: apt-get install vagrant vagrant-libvirt)")
     log = vagrant.make_file_cm(str(lab.log_file), "a")
-    return vagrant.Vagrant(root=str(lab.dir), env=_env(lab), out_cm=log, err_cm=log)
+    client = _tracked_vagrant_class()(root=str(lab.dir), env=_env(lab), out_cm=log, err_cm=log)
+    client.timeout = timeout
+    return client
 
 
 def _log_offset(lab: Lab) -> int:
@@ -109,37 +160,37 @@ def _fail(lab: Lab, what: str, offset: int) -> VagrantError:
                         f"(full log: {lab.log_file}; 'lab doctor' checks the host)")
 
 
-def up(lab: Lab) -> None:
-    """vagrant up of every node, in parallel (vagrant-libvirt supports it), no provisioners."""
+def _timed_out(lab: Lab, what: str, timeout: float | None) -> VagrantError:
+    return VagrantError(f"vagrant {what} did not finish within {timeout:g} s and was stopped with every "
+                        f"process it started (full log: {lab.log_file}; 'lab doctor' checks the host)")
+
+
+def _vagrant(lab: Lab, what: str, timeout: float, call: Callable[[Any], T]) -> T:
+    """Run one python-vagrant call; a failure or a timeout is a VagrantError with the log's tail."""
     offset = _log_offset(lab)
     try:
-        _client(lab).up(no_provision=True, provider="libvirt")
+        return call(_client(lab, timeout))
     except subprocess.CalledProcessError:
-        raise _fail(lab, "up", offset) from None
+        raise _fail(lab, what, offset) from None
+    except subprocess.TimeoutExpired:
+        raise _timed_out(lab, what, timeout) from None
+
+
+def up(lab: Lab) -> None:
+    """vagrant up of every node, in parallel (vagrant-libvirt supports it), no provisioners."""
+    _vagrant(lab, "up", UP_TIMEOUT, lambda c: c.up(no_provision=True, provider="libvirt"))
 
 
 def halt(lab: Lab) -> None:
-    offset = _log_offset(lab)
-    try:
-        _client(lab).halt()
-    except subprocess.CalledProcessError:
-        raise _fail(lab, "halt", offset) from None
+    _vagrant(lab, "halt", HALT_TIMEOUT, lambda c: c.halt())
 
 
 def destroy(lab: Lab) -> None:
-    offset = _log_offset(lab)
-    try:
-        _client(lab).destroy()
-    except subprocess.CalledProcessError:
-        raise _fail(lab, "destroy", offset) from None
+    _vagrant(lab, "destroy", HALT_TIMEOUT, lambda c: c.destroy())
 
 
 def status(lab: Lab) -> dict[str, str]:
-    offset = _log_offset(lab)
-    try:
-        return {s.name: s.state for s in _client(lab).status()}
-    except subprocess.CalledProcessError:
-        raise _fail(lab, "status", offset) from None
+    return _vagrant(lab, "status", STATUS_TIMEOUT, lambda c: {s.name: s.state for s in c.status()})
 
 
 def validate(lab: Lab) -> tuple[bool, str]:
