@@ -27,7 +27,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tool", choices=("pcs", "crmsh"), default="pcs",
                    help="which reference solution to apply (default pcs)")
     sub.add_parser("halt", help="shut the lab's VMs down (snapshots are kept)")
-    sub.add_parser("destroy", help="remove the lab: VMs, volumes, networks, snapshots, folder")
+    p = sub.add_parser("destroy", help="remove the lab: VMs, volumes, networks, snapshots, folder")
+    p.add_argument("--force", metavar="NAME",
+                   help="also without a lab folder, remove the libvirt objects named exactly as lab NAME "
+                        "names them (flab-NAME-node1.., its networks and volumes; never flab-NAME-other-*)")
     sub.add_parser("doctor", help="check the host: libvirt, vagrant, KVM, disk, box")
     p = sub.add_parser("info", help="the lab's settings; --secrets adds the hacluster password")
     p.add_argument("--secrets", action="store_true")
@@ -89,7 +92,10 @@ def cmd_halt(args: argparse.Namespace) -> int:
 def cmd_destroy(args: argparse.Namespace) -> int:
     from lab import lifecycle
 
-    lifecycle.destroy()
+    if args.force is not None:
+        lifecycle.destroy(args.force, force=True)
+    else:
+        lifecycle.destroy()
     return 0
 
 

@@ -7,7 +7,10 @@ and is skipped if so; an interrupted `lab up` converges when run again.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import ipaddress
+import os
 import re
 import shutil
 import threading
@@ -15,13 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from lab import faults as faultlib
 from lab import fixtures, provision, virt
 from lab import vagrant as vg
 from lab.errors import LabError, NodeError, UsageError
 from lab.exercises import Exercise, command_context, load, pcs_generation, render_command
-from lab.labstate import MAX_NODES, SSH_USER, Lab, current_name, labs_dir, write_atomic
+from lab.labstate import MAX_NODES, SSH_USER, Lab, LabState, Owned, StateError, current_name, labs_dir, write_atomic
 from lab.paths import lab_home
 from lab.progress import Progress
 from lab.runner import CommandResult
@@ -35,6 +39,31 @@ SNAP_INSTALLED = "installed"
 SNAP_CLUSTER = "cluster"
 
 
+# --- one command at a time per lab ---------------------------------------------
+
+def _mutating(create: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run a command that changes the lab under the lab's lock (Lab.locked): a second one waits a
+    bounded time, then fails naming the holder. `create`: `lab up` makes the folder to lock it
+    (and removes it again if it failed before anything but the lock was there)."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            name = signature.bind_partial(*args, **kwargs).arguments.get("name") or current_name()
+            lab = Lab(name)
+            fresh = create and not lab.dir.exists()
+            with lab.locked(create=create):
+                try:
+                    return fn(*args, **kwargs)
+                except BaseException:
+                    if fresh and lab.dir.is_dir() and set(os.listdir(lab.dir)) <= {"lock"}:
+                        shutil.rmtree(lab.dir, ignore_errors=True)
+                    raise
+        return run
+    return wrap
+
+
 # --- lab creation ------------------------------------------------------------
 
 def _pick_subnets(taken: Sequence[str]) -> tuple[str, str]:
@@ -42,12 +71,10 @@ def _pick_subnets(taken: Sequence[str]) -> tuple[str, str]:
     used = [ipaddress.ip_network(c) for c in taken]
     for other in labs_dir().glob("*/state.json"):
         try:
-            import json
-
-            data = json.loads(other.read_text())
-            used += [ipaddress.ip_network(data[k]) for k in ("private_cidr", "mgmt_cidr") if k in data]
-        except (OSError, ValueError, KeyError):
+            state = Lab.load(other.parent.name).state
+        except LabError:  # a broken or foreign folder: its networks are found in libvirt anyway
             continue
+        used += [ipaddress.ip_network(state.private_cidr), ipaddress.ip_network(state.mgmt_cidr)]
     for third in range(10, 250):
         priv = ipaddress.ip_network(f"10.231.{third}.0/24")
         mgmt = ipaddress.ip_network(f"10.232.{third}.0/24")
@@ -109,10 +136,10 @@ def init_lab(name: str, *, nodes: int | None, box: str | None, memory: int | Non
              progress: Progress) -> Lab:
     """Create the lab's folder and state, or check that the arguments fit the existing lab."""
     lab = Lab.load(name)
-    if lab.exists:
+    if lab.has_state:
         for key, value in (("nodes", nodes), ("box", box), ("memory", memory)):
-            if value is not None and lab.state.get(key) != value:
-                raise UsageError(f"lab '{name}' exists with {key}={lab.state.get(key)}; run 'lab destroy' "
+            if value is not None and lab.state[key] != value:
+                raise UsageError(f"lab '{name}' exists with {key}={lab.state[key]}; run 'lab destroy' "
                                  f"first to change it (or set LAB_NAME for a second lab)")
         return lab
     nodes = nodes or DEFAULT_NODES
@@ -125,10 +152,16 @@ def init_lab(name: str, *, nodes: int | None, box: str | None, memory: int | Non
     priv, mgmt = _pick_subnets(virt.used_subnets() + _host_routes())
     lab.dir.mkdir(parents=True, exist_ok=True)
     lab.dir.chmod(0o700)
-    lab.state = {"name": name, "nodes": nodes, "box": profile.name, "box_name": profile.box,
-                 "memory": memory or DEFAULT_MEMORY, "cpus": DEFAULT_CPUS, "driver": driver,
-                 "uri": virt.uri(), "pool": "default", "private_cidr": priv, "mgmt_cidr": mgmt,
-                 "steps": {}, "exercise": None}
+    # The exact names of every libvirt object the lab will make are recorded here, before any is
+    # made: `lab destroy` removes those and nothing else.
+    pool = "default"
+    lab.state = LabState.from_json(
+        {"name": name, "nodes": nodes, "box": profile.name, "box_name": profile.box,
+         "memory": memory or DEFAULT_MEMORY, "cpus": DEFAULT_CPUS, "driver": driver,
+         "uri": virt.uri(), "pool": pool, "private_cidr": priv, "mgmt_cidr": mgmt,
+         "steps": {}, "exercise": None, "pcs_version": None,
+         "owned": Owned.derive(name, nodes, pool).to_json()},
+        f"new state of lab '{name}'", name=name)
     _generate_key(lab)
     lab.ensure_password()
     lab.save()
@@ -301,6 +334,7 @@ def _setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], prog
         _say_retries(progress, node.name, result)
 
 
+@_mutating(create=True)
 def up(name: str | None = None, *, nodes: int | None = None, box: str | None = None,
        memory: int | None = None, progress: Progress | None = None) -> Lab:
     progress = progress or Progress()
@@ -431,6 +465,7 @@ class StartTimes:
     total: float
 
 
+@_mutating()
 def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
     progress = progress or Progress()
     lab = require_lab()
@@ -494,6 +529,7 @@ def _apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, S
                 virt.suspend([lab.domain_name(fault.node)])
 
 
+@_mutating()
 def reset(progress: Progress | None = None) -> StartTimes:
     lab = require_lab()
     if not lab.state.get("exercise"):
@@ -501,6 +537,7 @@ def reset(progress: Progress | None = None) -> StartTimes:
     return start(lab.state["exercise"], progress)
 
 
+@_mutating()
 def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs") -> None:
     """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait."""
     progress = progress or Progress()
@@ -568,6 +605,7 @@ def ssh_argv(node: str, command: Sequence[str]) -> list[str]:
             "-o", "LogLevel=ERROR", f"{SSH_USER}@{spec.ip}", *command]
 
 
+@_mutating()
 def halt(progress: Progress | None = None) -> None:
     progress = progress or Progress()
     lab = require_lab()
@@ -575,26 +613,54 @@ def halt(progress: Progress | None = None) -> None:
         vg.halt(lab)
 
 
-def destroy(name: str | None = None, progress: Progress | None = None) -> virt.Leftovers:
-    """vagrant destroy, then remove every libvirt object with the lab's prefix, then the folder."""
+@_mutating()
+def destroy(name: str | None = None, progress: Progress | None = None, *, force: bool = False) -> virt.Leftovers:
+    """Remove exactly the libvirt objects the lab owns, then its folder.
+
+    The owned names are the state file's. Without a usable state file (missing, corrupt, of
+    wrong types) they are the names lab NAME makes, which its name alone decides; the folder
+    goes too. Without a lab folder nothing is removed unless `force` (`lab destroy --force
+    NAME`): then only objects named exactly as lab NAME names them (never flab-NAME-x-*).
+    """
     progress = progress or Progress()
-    lab = Lab.load(name or current_name())
+    lab = Lab(name or current_name())
+    if not lab.dir.exists() and not force:
+        progress.say("lab", f"there is no lab '{lab.name}' (no folder {lab.dir}): nothing removed; "
+                            f"'lab destroy --force {lab.name}' removes libvirt objects named exactly as "
+                            f"lab '{lab.name}' names them")
+        return virt.Leftovers((), (), ())
+    owned: Owned | None = None
+    problem = ""
+    try:
+        lab = Lab.load(lab.name)
+        if lab.has_state:
+            owned = lab.owned
+        else:
+            problem = f"lab '{lab.name}' has no state file"
+    except StateError as exc:
+        problem = str(exc).split("; ")[0]
+    derived = Owned.anything_of(lab.name)
+    if owned is None:
+        if lab.dir.exists():
+            progress.say("lab", f"{problem}: removing the libvirt objects named as lab '{lab.name}' names them")
+        owned = derived
+    elif force:
+        owned = owned.union(derived)
     fixtures.release(lab)
-    domains = [lab.domain_name(n) for n in lab.node_names] if "private_cidr" in lab.state else []
-    if domains:
-        with contextlib.suppress(LabError):
-            virt.destroy_domains([d for d in domains if virt.domain_states([d])[d] != "absent"])
-    if lab.vagrantfile.exists():
+    if lab.has_state and lab.vagrantfile.exists() and any((lab.dir / ".vagrant" / "machines").glob("*/*/id")):
+        with contextlib.suppress(LabError):  # a hard power-off first: vagrant destroy need not halt them
+            virt.destroy_domains(virt.find_owned(Owned(owned.domains, (), (), (), owned.pool)).domains)
         with progress.step("lab", "vagrant destroy"):
             try:
                 vg.destroy(lab)
             except LabError as exc:
                 progress.say("lab", f"vagrant destroy failed ({exc}); removing through libvirt")
-    with progress.step("lab", f"remove libvirt domains, snapshots, volumes, networks '{lab.prefix}*'"):
-        removed = virt.remove_leftovers(lab.prefix)
-    left = virt.find_leftovers(lab.prefix)
+    with progress.step("lab", f"remove the lab's libvirt domains, snapshots, volumes and networks by name "
+                              f"({', '.join(owned.domains[:2])}{', ...' if len(owned.domains) > 2 else ''})"):
+        removed, left = virt.remove_owned(owned)
     if not left.empty:
-        raise LabError(f"left behind: {left}; remove by hand with virsh")
+        raise LabError(f"left behind: {left}; remove them by hand with virsh")
     if lab.dir.exists():
         shutil.rmtree(lab.dir)
+    progress.say("lab", f"lab '{lab.name}' destroyed; removed: {removed}")
     return removed

@@ -46,27 +46,54 @@ def insecure_keys() -> list[Path]:
     return found
 
 
+def ruby_str(value: object) -> str:
+    """A Ruby single-quoted literal: only \\ and \' are escapes there, and nothing is interpolated
+    (a double-quoted string would run the Ruby in a LAB_HOME such as /tmp/#{`id`})."""
+    if not isinstance(value, str):
+        raise TypeError(f"ruby_str takes a string, not {type(value).__name__}")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ruby_int(value: object) -> str:
+    """A Ruby integer literal, from an int only (never a string that could hold code)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"ruby_int takes an integer, not {type(value).__name__}")
+    return str(value)
+
+
+def ruby_comment(value: object) -> str:
+    """Text for a Ruby comment: printable characters only, so a line break cannot end the comment."""
+    return "".join(c for c in str(value) if c.isprintable())
+
+
+def template_env() -> jinja2.Environment:
+    """Jinja for Ruby: no filter but ours puts a value into the Vagrantfile safely (no tojson:
+    JSON strings are double-quoted, which Ruby interpolates)."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    env.filters.update(ruby_str=ruby_str, ruby_int=ruby_int, ruby_comment=ruby_comment)
+    return env
+
+
 def render_vagrantfile(lab: Lab, template: Path | None = None) -> str:
     """The lab's Vagrantfile from Vagrantfile.j2 (pure: no files written, no libvirt asked)."""
     template = template or project_root() / "Vagrantfile.j2"
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
     text = template.read_text()
     st = lab.state
-    net = ipaddress.ip_network(st["private_cidr"])
+    net = ipaddress.IPv4Network(st.private_cidr)
     keys = [str(lab.identity)] + [str(p) for p in insecure_keys()[:1]]
-    return env.from_string(text).render(
+    return template_env().from_string(text).render(
         name=lab.name,
-        box=st["box_name"],
+        box=st.box_name,
         boot_timeout=BOOT_TIMEOUT,
         ssh_keys=keys,
-        uri=st.get("uri", "qemu:///system"),
-        driver=st["driver"],
-        memory=int(st["memory"]),
-        cpus=int(st["cpus"]),
+        uri=st.uri,
+        driver=st.driver,
+        memory=st.memory,
+        cpus=st.cpus,
         prefix=lab.prefix,
-        pool=st.get("pool", "default"),
-        mgmt_cidr=st["mgmt_cidr"],
+        pool=st.pool,
+        mgmt_cidr=st.mgmt_cidr,
         netmask=str(net.netmask),
         nodes=lab.nodes,
     )

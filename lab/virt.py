@@ -18,8 +18,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.errors import LabError
+
+if TYPE_CHECKING:
+    from lab.labstate import Owned
 
 DEFAULT_URI = "qemu:///system"
 
@@ -258,7 +262,7 @@ def start_domains(names: Sequence[str]) -> None:
     _each(names, act)
 
 
-# --- leftovers ---------------------------------------------------------------
+# --- the lab's own objects, by exact name -----------------------------------
 
 @dataclass(frozen=True)
 class Leftovers:
@@ -270,31 +274,50 @@ class Leftovers:
     def empty(self) -> bool:
         return not (self.domains or self.volumes or self.networks)
 
+    def __str__(self) -> str:
+        parts = [f"{kind} {', '.join(names)}" for kind, names in
+                 (("domains", self.domains), ("volumes", self.volumes), ("networks", self.networks)) if names]
+        return "; ".join(parts) or "nothing"
 
-def find_leftovers(prefix: str) -> Leftovers:
-    """Every libvirt object whose name starts with the lab's prefix."""
+
+def _find(conn, owned: Owned) -> Leftovers:  # noqa: ANN001
+    """Which of the owned names exist: each looked up by its exact name, never by a pattern."""
+    libvirt = _libvirt()
+    domains = tuple(n for n in owned.domains if _domain(conn, n) is not None)
+    networks = []
+    for name in owned.networks:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.networkLookupByName(name)
+            networks.append(name)
+    volumes = []
+    wanted = set(owned.volumes)
+    for pool in conn.listAllStoragePools():
+        if owned.pool is not None and pool.name() != owned.pool or not pool.isActive():
+            continue
+        with contextlib.suppress(libvirt.libvirtError):  # a busy pool is still listed below
+            pool.refresh(0)
+        volumes += [f"{pool.name()}/{v}" for v in pool.listVolumes() if v in wanted]
+    return Leftovers(domains, tuple(sorted(volumes)), tuple(networks))
+
+
+def find_owned(owned: Owned) -> Leftovers:
+    """The lab's objects that exist now."""
     conn = connect()
     try:
-        domains = tuple(sorted(d.name() for d in conn.listAllDomains() if d.name().startswith(prefix)))
-        networks = tuple(sorted(n.name() for n in conn.listAllNetworks() if n.name().startswith(prefix)))
-        volumes = []
-        for pool in conn.listAllStoragePools():
-            if not pool.isActive():
-                continue
-            with contextlib.suppress(Exception):  # a busy pool is still listed below
-                pool.refresh(0)
-            volumes += [f"{pool.name()}/{v}" for v in pool.listVolumes() if v.startswith(prefix)]
-        return Leftovers(domains, tuple(sorted(volumes)), networks)
+        return _find(conn, owned)
     finally:
         conn.close()
 
 
-def remove_leftovers(prefix: str) -> Leftovers:
-    """Remove every domain (with its snapshots), volume and network of the prefix."""
+def remove_owned(owned: Owned) -> tuple[Leftovers, Leftovers]:
+    """Remove exactly the owned domains (with the owned snapshots), volumes and networks.
+
+    One connection for the removal and the check after it: (removed, still there).
+    """
     libvirt = _libvirt()
-    found = find_leftovers(prefix)
     conn = connect()
     try:
+        found = _find(conn, owned)
         for name in found.domains:
             dom = _domain(conn, name)
             if dom is None:
@@ -302,12 +325,13 @@ def remove_leftovers(prefix: str) -> Leftovers:
             try:
                 if dom.isActive():
                     dom.destroy()
-                for snap in dom.listAllSnapshots():
-                    with contextlib.suppress(libvirt.libvirtError):
-                        snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                for snap in owned.snapshots:
+                    _delete_snapshot_metadata(dom, snap)
+                flags = (libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                try:
+                    dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                except libvirt.libvirtError:
+                    dom.undefineFlags(flags)  # a driver without NVRAM (libvirt's test driver)
             except libvirt.libvirtError as exc:
                 raise VirtError(f"cannot remove domain {name}: {exc}") from None
         for item in found.volumes:
@@ -324,9 +348,44 @@ def remove_leftovers(prefix: str) -> Leftovers:
                 net.undefine()
             except libvirt.libvirtError as exc:
                 raise VirtError(f"cannot remove network {name}: {exc}") from None
+        return found, _find(conn, owned)
     finally:
         conn.close()
-    return found
+
+
+def _delete_snapshot_metadata(dom, snapshot: str) -> None:  # noqa: ANN001
+    """Forget one of the lab's snapshots (its data goes with the disk); absent is fine."""
+    libvirt = _libvirt()
+    try:
+        snap = dom.snapshotLookupByName(snapshot)
+    except libvirt.libvirtError:
+        return
+    try:
+        snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
+    except libvirt.libvirtError:
+        with contextlib.suppress(libvirt.libvirtError):
+            snap.delete(0)  # a driver that keeps no separate metadata (libvirt's test driver)
+
+
+def _named_by(prefix: str) -> Owned:
+    """What lab NAME makes, for a prefix 'flab-NAME-' (callers that still speak in prefixes)."""
+    from lab.labstate import Owned, libvirt_prefix
+
+    name = prefix.removeprefix("flab-").removesuffix("-")
+    if libvirt_prefix(name) != prefix:
+        raise VirtError(f"'{prefix}' is not a lab's prefix (flab-NAME-)")
+    return Owned.anything_of(name)
+
+
+def find_leftovers(prefix: str) -> Leftovers:
+    """The objects lab NAME (prefix 'flab-NAME-') can make that exist: exact names, not a prefix
+    match, so flab-a-b-node1 is never lab a's."""
+    return find_owned(_named_by(prefix))
+
+
+def remove_leftovers(prefix: str) -> Leftovers:
+    """Remove what find_leftovers(prefix) finds; returns what was removed."""
+    return remove_owned(_named_by(prefix))[0]
 
 
 def prune_box_volumes(box_name: str) -> list[str]:

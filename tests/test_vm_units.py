@@ -93,14 +93,15 @@ def test_current_lab_needs_a_finished_lab(home: Path) -> None:
 def test_vagrantfile_renders(home: Path) -> None:
     lab = make_lab()
     text = vg.render_vagrantfile(lab)
-    for expected in ('lv.driver = "qemu"', 'config.vm.define "node3"', 'ip: "10.231.42.13"',
-                     'lv.default_prefix = "flab-t1-"', 'lv.management_network_mode = "none"',
-                     'libvirt__forward_mode: "none"', 'synced_folder ".", "/vagrant", disabled: true',
-                     'libvirt__network_name: "flab-t1-priv"', 'lv.memory = 768'):
+    for expected in ("lv.driver = 'qemu'", "config.vm.define 'node3'", "ip: '10.231.42.13'",
+                     "lv.default_prefix = 'flab-t1-'", "lv.management_network_mode = 'none'",
+                     "libvirt__forward_mode: 'none'", "synced_folder '.', '/vagrant', disabled: true",
+                     "libvirt__network_name: 'flab-t1-priv'", "lv.memory = 768"):
         assert expected in text, expected
     assert "node4" not in text
+    assert '"' not in text.split("\n", 3)[3]  # no double-quoted (interpolating) Ruby string
     kvm = make_lab("t2", nodes=2, driver="kvm")
-    assert 'lv.driver = "kvm"' in vg.render_vagrantfile(kvm)
+    assert "lv.driver = 'kvm'" in vg.render_vagrantfile(kvm)
 
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
