@@ -1,7 +1,10 @@
-"""The lab on disk: its folder, state file, nodes, SSH key, known_hosts and secrets.
+"""The lab on disk: its folder, state file, lock, nodes, SSH key, known_hosts and secrets.
 
-A lab is lab_home()/labs/NAME. Its state file (state.json, written atomically)
-records what `lab up` has done so that an interrupted run converges when run again.
+A lab is lab_home()/labs/NAME. Its state file (state.json, written atomically, version
+STATE_VERSION, read through LabState.from_json which checks every type and range) records
+what `lab up` has done, so that an interrupted run converges when run again, and the exact
+names of the libvirt objects the lab makes (Owned), which are all `lab destroy` removes.
+Commands that change a lab hold LABDIR/lock (flock) for their whole run; readers do not.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ _POOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _URI_RE = re.compile(r"^[a-z][a-z0-9+]*://[!-~]{0,240}\Z")
 _STEP_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}(:[a-z0-9_-]{1,20})?\Z")
 _EXERCISE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
-_PCS_VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~_-]{0,63}\Z")
+_PCS_VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~:_-]{0,63}\Z")  # dpkg: 1:0.11.5-1
 MAX_STATE_BYTES = 1 << 20  # a real state file is ~2 KiB; more is not a state file
 REMAKE_HINT = "'lab destroy' removes the lab, then 'lab up' makes it again"
 
