@@ -10,8 +10,10 @@ makes `lab start fencing` fail with a one-line error naming the holder).
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -155,10 +157,15 @@ def stop(lab: Lab) -> None:
     pid_file(lab).unlink(missing_ok=True)
 
 
-def guest_script(key: bytes) -> str:
-    """Install the lab's key where fence_xvm looks for it by default."""
-    import base64
+def guest_script(root: str = "") -> str:
+    """Install the lab's key where fence_xvm looks for it by default. Stdin: the key in base64 on
+    one line (guest_input), so the key is in no script text or argument. ROOT prefixes the path
+    (tests install into a scratch directory)."""
+    path = shlex.quote(root + GUEST_KEY)
+    return (f"set -eu\numask 077\ninstall -d -m 0755 {shlex.quote(root + '/etc/cluster')}\n"
+            f"IFS= read -r key\nprintf '%s' \"$key\" | base64 -d >{path}.new\n"
+            f"chmod 0600 {path}.new && mv -f {path}.new {path}\n")
 
-    return (f"set -eu\ninstall -d -m 0755 /etc/cluster\n"
-            f"echo {base64.b64encode(key).decode()} | base64 -d > {GUEST_KEY}.new\n"
-            f"chmod 0600 {GUEST_KEY}.new && mv {GUEST_KEY}.new {GUEST_KEY}\n")
+
+def guest_input(key: bytes) -> str:
+    return base64.b64encode(key).decode() + "\n"

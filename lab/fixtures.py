@@ -44,7 +44,8 @@ def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress
             fencehost.ensure_running(lab)
             key = fencehost.ensure_key(lab)
             for node in nodes.values():
-                provision.run_root(node, fencehost.guest_script(key), "fence key")
+                provision.run_root(node, fencehost.guest_script(), "fence key",
+                                   input_text=fencehost.guest_input(key))
     if "sbd-disk" in names:
         with progress.step("host", f"shared {SBD_DISK_MIB} MiB disk {SBD_DEVICE} and a watchdog on every node"):
             path = virt.shared_disk(lab.state.get("pool", "default"), sbd_volume(lab.prefix), SBD_DISK_MIB)

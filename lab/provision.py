@@ -2,8 +2,10 @@
 
 Every script here is idempotent (a step already true is skipped inside the node, in
 the same round trip) and is built by a pure function, so tests check the rendering.
-Scripts run as root through `sudo -n bash -s` with the script on stdin: secrets never
-appear on a command line of the host.
+Scripts run as root with the script on stdin (see run_root): the command line on the node
+is always the same fixed bootstrap, so sudo's journal entry and /proc/PID/cmdline never hold
+a script or a secret; secrets reach the commands that need them on stdin (chpasswd, pcs host
+auth without -p, base64 -d), never as an argument.
 """
 
 from __future__ import annotations
@@ -184,16 +186,22 @@ dpkg-query -W -f '${{Version}}\\n' pcs 2>/dev/null || rpm -q --qf '%{{VERSION}}\
 
 
 def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) -> str:
-    """pcs host auth (0.10+) or pcs cluster auth (0.9), skipped when pcsd already knows every node."""
+    """pcs host auth (0.10+) or pcs cluster auth (0.9), skipped when pcsd already knows every node.
+
+    Without -p, pcs reads the password from stdin when stdin is not a terminal (pcs utils
+    get_user_and_pass -> get_terminal_password, 0.9 to 0.11): printf is a shell builtin, so the
+    password is in no process's arguments (with -p it would be in pcs's, for `ps` to see).
+    """
     names = " ".join(nodes)
     if pcs_generation(pcs_version) == "0.9":
         check = "/var/lib/pcsd/tokens"
-        auth = f"pcs cluster auth {names} -u hacluster -p {shlex.quote(password)}"
+        auth = f"pcs cluster auth {names} -u hacluster"
     else:
         check = "/var/lib/pcsd/known-hosts"
-        auth = f"pcs host auth {names} -u hacluster -p {shlex.quote(password)}"
+        auth = f"pcs host auth {names} -u hacluster"
     test = " && ".join(f"grep -q '\"{n}\"' {check}" for n in nodes)
-    return f"set -eu\nif [ -e {check} ] && {test}; then echo already; exit 0; fi\n{auth}\n"
+    return (f"set -eu\nif [ -e {check} ] && {test}; then echo already; exit 0; fi\n"
+            f"printf '%s\\n' {shlex.quote(password)} | {auth}\n")
 
 
 def setup_script(nodes: Sequence[str]) -> str:
@@ -369,12 +377,36 @@ def set_clock_script(epoch: float) -> str:
 
 # --- running them --------------------------------------------------------------
 
+# The one command line every root script runs under (sudo logs it, `ps` shows it): a fixed
+# bootstrap that reads the script from the first line of stdin (base64), writes it to a 0600 file
+# (under /run, a tmpfs, or $TMPDIR/tmp where /run is not writable), runs it with the rest of stdin
+# as its stdin and removes it. bash's read takes exactly one line from a pipe, and the script is
+# in its file before it starts: a command in it that reads stdin (crmsh does when it is not a
+# terminal) reads the script's input, never the script.
+ROOT_BOOTSTRAP = (
+    'umask 077; f=$(mktemp /run/failover-lab.XXXXXX 2>/dev/null || mktemp) || exit 125; '
+    "trap 'rm -f \"$f\"' EXIT; "
+    'IFS= read -r s && printf %s "$s" | base64 -d >"$f" || { echo "no script on stdin" >&2; exit 125; }; '
+    'unset s; bash "$f"'
+)
+
+
+def root_argv(user: str) -> list[str]:
+    """The argv run on a node for every root script: the bootstrap, through sudo unless USER is root."""
+    prefix = [] if user == "root" else ["sudo", "-n"]
+    return [*prefix, "bash", "-c", ROOT_BOOTSTRAP]
+
+
+def root_input(script: str, input_text: str | None = None) -> str:
+    """What the bootstrap reads: the script as one base64 line, then the script's own stdin."""
+    return base64.b64encode(script.encode()).decode() + "\n" + (input_text or "")
+
+
 def run_root(node: SSHNode, script: str, what: str, *, timeout: float = 600,
              input_text: str | None = None) -> CommandResult:
-    """Run a script as root on the node; a failure is a NodeError naming the node and the step."""
-    # The script is an argument, not stdin: a command in it that reads stdin (crmsh does
-    # when it is not a terminal) must not eat the rest of the script.
-    result = node.run(["sudo", "-n", "bash", "-c", script], timeout=timeout, input_text=input_text)
+    """Run a script as root on the node (script and secrets on stdin, see ROOT_BOOTSTRAP); a failure
+    is a NodeError naming the node and the step."""
+    result = node.run(root_argv(node.address.user), timeout=timeout, input_text=root_input(script, input_text))
     if not result.ok:
         raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(3)}")
     return result
