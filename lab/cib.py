@@ -14,7 +14,7 @@ from xml.etree.ElementTree import Element
 
 from lab.durations import parse_ms
 from lab.errors import InputError
-from lab.scores import parse_score
+from lab.scores import parse_int, parse_score
 
 RESOURCE_TAGS = ("primitive", "group", "clone", "master", "bundle")
 _ROLE_NAMES = {"Master": "Promoted", "Slave": "Unpromoted"}
@@ -366,8 +366,12 @@ class _Parser:
             )
         return tuple(found)
 
-    def rule(self, raw: Element) -> Rule:
+    def rule(self, raw: Element, within: tuple[str, ...] = ()) -> Rule:
         element = self.deref(raw)
+        rule_id = element.get("id", "")
+        if rule_id and rule_id in within:  # <rule id-ref> to an enclosing rule: no end to it
+            raise InputError(f"CIB rule '{rule_id}' contains itself through an id-ref")
+        within = (*within, rule_id)
         return Rule(
             id=element.get("id", ""),
             score=parse_score(element.get("score")),
@@ -383,7 +387,7 @@ class _Parser:
                 )
                 for e in (self.deref(x) for x in element.findall("expression"))
             ),
-            rules=tuple(self.rule(r) for r in element.findall("rule")),
+            rules=tuple(self.rule(r, within) for r in element.findall("rule")),
             has_date_expression=element.find("date_expression") is not None,
         )
 
@@ -594,8 +598,9 @@ def cib_from_element(root: Element) -> Cib:
     config = root.find("configuration")
     have_quorum = root.get("have-quorum")
     levels = tuple(
-        (lvl.get("target", ""), int(lvl.get("index", "0") or 0), lvl.get("devices", ""))
+        (lvl.get("target", ""), index, lvl.get("devices", ""))
         for lvl in root.iterfind("configuration/fencing-topology/fencing-level")
+        if (index := _level_index(lvl.get("index"))) is not None
     )
     return Cib(
         validate_with=root.get("validate-with", ""),
@@ -614,3 +619,9 @@ def cib_from_element(root: Element) -> Cib:
         has_status=root.find("status") is not None,
         fencing_levels=levels,
     )
+
+
+def _level_index(text: str | None) -> int | None:
+    """A fencing level's index as pacemaker's fencer takes it: 1 to 9, else the level is ignored."""
+    index = parse_int(text, 10)
+    return index if index is not None and 1 <= index <= 9 else None

@@ -19,6 +19,30 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+MAX_TIMEOUT = 3600.0
+
+
+def _seconds(text: str) -> float:
+    """A timeout: a finite number of seconds above 0 (nan and inf would wait forever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value <= MAX_TIMEOUT:  # also false for nan
+        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"'{text}' must be from 1 to 256")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lab", description="Failover Lab: practise LPIC-3 361.3 on a real "
                      "Pacemaker/Corosync cluster and get graded on the real cluster state.")
@@ -43,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--node", action="append", metavar="NAME=USER@HOST[:PORT]",
                      help="grade these nodes over SSH (repeatable)")
     p.add_argument("--identity", type=Path, metavar="KEYFILE", help="SSH private key for --node")
-    p.add_argument("--timeout", type=float, default=10.0, help="SSH connect timeout in seconds")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="SSH connect timeout in seconds")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--yes", action="store_true",
                    help="with --node: allow checks that fence or reboot those machines")
@@ -52,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("exercise")
     p.add_argument("roster", type=Path, help="TOML file: [[lab]] name = ..., nodes = [...] or cib = ...")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--parallel", type=int, default=8, help="labs graded at the same time")
-    p.add_argument("--timeout", type=float, default=10.0, help="SSH connect timeout in seconds")
+    p.add_argument("--parallel", type=_positive_int, default=8, help="labs graded at the same time")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="SSH connect timeout in seconds")
 
     from lab import cli_vm
 

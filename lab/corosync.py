@@ -117,7 +117,7 @@ def parse_quorumtool(text: str) -> QuorumInfo | None:
 
     def number(key: str) -> int | None:
         value = fields.get(key, "").split()[:1]
-        return int(value[0]) if value and value[0].isdigit() else None
+        return int(value[0]) if value and value[0].isascii() and value[0].isdigit() and len(value[0]) < 10 else None
 
     return QuorumInfo(
         quorate=fields["Quorate"].lower().startswith("yes"),

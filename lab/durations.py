@@ -31,7 +31,7 @@ def parse_ms(text: str | None) -> int | None:
     if not match:
         return None
     number, unit = match.group(1), match.group(2).lower()
-    digits = number.split(".", 1)[0]
+    digits = number.split(".", 1)[0].lstrip("0") or number[:1]
     if not digits.isdigit():
         return None
     if unit in ("", "\n", "\r") or unit[0] in "\n\r":
@@ -41,6 +41,8 @@ def parse_ms(text: str | None) -> int | None:
         if found is None:
             return None
         multiplier, divisor = found[1], found[2]
+    if len(digits) > 18:  # beyond a guint of ms in any unit (and int() refuses 5000 digits)
+        return _MAX_INTERVAL_MS
     return min(int(digits) * multiplier // divisor, _MAX_INTERVAL_MS)
 
 
@@ -105,7 +107,7 @@ def _iso_int(text: str, index: int) -> tuple[int | None, int]:
     elif text[index] in "+:":
         index += 1
     digits = ""
-    while index < len(text) and text[index].isdigit() and (fraction or len(digits) < 10):
+    while index < len(text) and text[index] in "0123456789" and (fraction or len(digits) < 10):
         digits += text[index]
         index += 1
     if not digits:

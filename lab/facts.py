@@ -8,6 +8,7 @@ prints every section, each base64-encoded with its exit code.
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
 import re
 import shlex
@@ -17,18 +18,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from lab.cib import Cib, cib_from_element
 from lab.corosync import CorosyncConf, QuorumInfo, parse_corosync_conf, parse_quorumtool
 from lab.errors import InputError, LabError, UsageError
 from lab.probes import ProbeResult
 from lab.runner import CommandResult, run_local
-from lab.status import Status, status_from_element
-from lab.xmlsafe import parse_untrusted
+from lab.status import Status, result_error, status_from_element
+from lab.xmlsafe import MAX_INPUT_BYTES, loads_untrusted_json, one_line, parse_untrusted, read_untrusted_file
 
 SERVICES = ("corosync", "pacemaker", "pcsd")
 CRM_MON_ARGS = ("crm_mon", "--one-shot", "--inactive", "--output-as=xml")
+# How long one node's gather may take, seen from here. On the node the whole script ends
+# (every process it started killed, its temporary copies removed) a few seconds earlier,
+# and each section's command earlier still, so that one hung tool costs only its section.
+GATHER_TIMEOUT = 60.0
+TOO_LARGE = 153  # a section's exit status when it hit the size limit (128 + SIGXFSZ)
+T = TypeVar("T")
 
 
 class Runner(Protocol):
@@ -115,6 +122,9 @@ class NodeFacts:
     fence_targets: Mapping[str, str] = field(default_factory=dict)  # node -> stonith_admin --list
     sbd: SbdInfo | None = None
     extra: Mapping[str, CommandResult] = field(default_factory=dict)
+    # section -> why its facts are missing: a tool's error, a timeout, a value that did not
+    # parse. The node still counts for every other section.
+    problems: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def reachable(self) -> bool:
@@ -145,12 +155,8 @@ def crm_mon_on_cib_file(path: Path) -> CommandResult:
 
 
 def load_cib_text(path: Path) -> str:
-    try:
-        if path.is_dir():
-            raise InputError(f"{path} is a directory, not a CIB file")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    """A CIB file's text: a regular file within the size limit, UTF-8 or UTF-16."""
+    data = read_untrusted_file(path, "CIB file")
     # A CIB saved through a Windows shell redirect is UTF-16 with a byte order mark.
     boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
     codec = next((name for bom, name in boms if data.startswith(bom)), "utf-8")
@@ -160,24 +166,32 @@ def load_cib_text(path: Path) -> str:
         raise InputError(f"{path} is not UTF-8 or UTF-16 text") from None
 
 
+def cib_from_text(text: str, what: str) -> Cib:
+    """The CIB view of untrusted text; anything wrong with it is an InputError naming `what`."""
+    root = parse_untrusted(text, what)
+    try:
+        return cib_from_element(root)
+    except LabError:
+        raise
+    except Exception as exc:  # a value no CIB should hold: a refusal, never a crash
+        raise InputError(f"{what} cannot be read as a CIB: {type(exc).__name__}: "
+                         f"{one_line(str(exc), 200)}") from None
+
+
 def facts_from_cib_file(path: Path) -> Facts:
     """Facts from a saved CIB (cibadmin --query, or crm_simulate -S -O)."""
     text = load_cib_text(path)
-    cib = cib_from_element(parse_untrusted(text, str(path)))
-    if text.encode("utf-8") != path.read_bytes():
-        # crm_mon reads the file itself: give it the same text, re-encoded as UTF-8.
-        with tempfile.TemporaryDirectory(prefix="lab-cib-") as tmp:
-            copy = Path(tmp) / "cib.xml"
-            copy.write_text(re.sub(r"^\s*<\?xml[^>]*\?>", "", text), encoding="utf-8")
-            result = crm_mon_on_cib_file(copy)
-    else:
-        result = crm_mon_on_cib_file(path)
+    cib = cib_from_text(text, str(path))
+    # crm_mon reads a private copy of the very text parsed here (re-encoded as UTF-8),
+    # never the path again: the file may have changed, or be a FIFO by now.
+    with tempfile.TemporaryDirectory(prefix="lab-cib-") as tmp:
+        copy = Path(tmp) / "cib.xml"
+        copy.write_text(re.sub(r"^\s*<\?xml[^>]*\?>", "", text), encoding="utf-8")
+        result = crm_mon_on_cib_file(copy)
     if result.returncode == 127:
         raise UsageError("crm_mon not found: grading a CIB file needs pacemaker's CLI tools "
                          "(Debian/Ubuntu: apt-get install pacemaker-cli-utils)")
-    status = _status_from_result(result, str(path))
-    if status is None:
-        raise InputError(f"crm_mon cannot read {path}: {result.tail(2)}")
+    status = status_from_crm_mon(result, str(path))
     return Facts(
         live=False,
         expected_nodes=tuple(cib.nodes),
@@ -189,26 +203,64 @@ def facts_from_cib_file(path: Path) -> Facts:
     )
 
 
-def _status_from_result(result: CommandResult, where: str) -> Status | None:
-    if not result.stdout.strip().startswith("<"):
-        return None
+def status_from_crm_mon(result: CommandResult, where: str) -> Status:
+    """crm_mon's view, or InputError with crm_mon's own message: its exit status, its
+    <status code> and its <errors> are all read (an error result is no empty cluster)."""
+    text = result.stdout.strip()
+    if result.returncode == 124:
+        raise InputError(f"crm_mon on {where} timed out")
+    if not text.startswith("<"):
+        raise InputError(f"crm_mon cannot read {where} (exit {result.returncode}): "
+                         f"{one_line(result.tail(2)) or 'no output'}")
+    root = parse_untrusted(text, f"crm_mon output of {where}")
+    problem = result_error(root)
+    if problem is None and root.tag == "pacemaker-result" and root.find("summary") is None:
+        problem = "its output has no cluster summary"
+    if problem is None and result.returncode != 0:
+        problem = f"exit {result.returncode}" + (f": {result.tail(2)}" if result.stderr.strip() else "")
+    if problem is not None:
+        raise InputError(f"crm_mon cannot read {where}: {one_line(problem)}")
     try:
-        return status_from_element(parse_untrusted(result.stdout, f"crm_mon output of {where}"))
-    except InputError:
-        return None
+        return status_from_element(root)
+    except LabError:
+        raise
+    except Exception as exc:
+        raise InputError(f"crm_mon output of {where} cannot be read: {type(exc).__name__}: "
+                         f"{one_line(str(exc), 200)}") from None
 
 
 # One round trip per node: every section runs at once (a guest under software emulation
 # pays ~0.3 s per process start), then each is printed as "==LAB== name rc" and base64 of
-# its stdout. The script runs as root through one sudo when the login user is not root.
+# its stdout (and "==ERR== name" with the end of its stderr when it failed). The script runs
+# as root through one sudo when the login user is not root.
+# Bounded on the node as well as here: each section's command by `timeout` and by a file
+# size limit (ulimit -f, 512-byte blocks), the whole script by an outer `timeout`; however it
+# ends (done, timed out, the connection closed under it) its trap removes the temporary
+# directory (root-only copies of the CIB) and stops every process it started.
 _GATHER_START = r"""
 d=$(mktemp -d) || exit 1
 names=""
-sec() { n=$1; shift; names="$names $n"; ( "$@" >"$d/$n.out" 2>/dev/null; echo $? >"$d/$n.rc" ) & }
+finished=""
+sec() { n=$1; shift; names="$names $n"; ( bounded "$@" >"$d/$n.out" 2>"$d/$n.err"; echo $? >"$d/$n.rc" ) & }
 # Helpers use their own variable names: `sec` keeps n, d and names in the same shell.
+cleanup() {
+  trap '' HUP INT TERM PIPE; trap - EXIT
+  rm -rf "$d"
+  [ -n "$finished" ] || kill -TERM 0 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 143' HUP INT TERM PIPE
+command -v timeout >/dev/null 2>&1 || timeout() { shift 4; "$@"; }
+bounded() {  # runs in the section's subshell: the limits stay there
+  ulimit -c 0; ulimit -f "$lab_blocks"
+  case $1 in
+    fence_targets|sbd_facts) "$@" ;;
+    *) timeout --foreground -k 2 "$lab_section_timeout" "$@" ;;
+  esac
+}
 fence_targets() {
   for _node in $(crm_node -l 2>/dev/null | awk '{print $2}'); do
-    echo "==NODE== $_node"; stonith_admin --list "$_node" --timeout 20 2>&1
+    echo "==NODE== $_node"; timeout --foreground -k 2 25 stonith_admin --list "$_node" --timeout 20 2>&1
   done
   return 0
 }
@@ -217,7 +269,7 @@ sbd_facts() {
   echo "==CONF=="; cat "$_conf"
   echo "==ACTIVE== $(systemctl is-active sbd 2>/dev/null)"
   for _dev in $(sed -n 's/^[[:space:]]*SBD_DEVICE=//p' "$_conf" | tail -n 1 | tr -d "\"'" | tr ';' ' '); do
-    echo "==LIST== $_dev"; sbd -d "$_dev" list 2>&1; echo "==RC== $?"
+    echo "==LIST== $_dev"; timeout --foreground -k 2 20 sbd -d "$_dev" list 2>&1; echo "==RC== $?"
   done
 }
 """
@@ -240,72 +292,127 @@ sec pcs_version sh -c 'dpkg-query -W -f "\${Version}" pcs 2>/dev/null || rpm -q 
 """
 _GATHER_END = r"""
 wait
+finished=1
 for n in $names; do
-  printf '==LAB== %s %s\n' "$n" "$(cat "$d/$n.rc")"; base64 <"$d/$n.out" | tr -d '\n'; echo
+  rc=""; [ -f "$d/$n.rc" ] && read -r rc <"$d/$n.rc"
+  rc=${rc:-125}
+  printf '==LAB== %s %s\n' "$n" "$rc"; base64 <"$d/$n.out" | tr -d '\n'; echo
+  if [ "$rc" != 0 ] && [ -s "$d/$n.err" ]; then
+    printf '==ERR== %s\n' "$n"; tail -c 2000 "$d/$n.err" | base64 | tr -d '\n'; echo
+  fi
 done
-rm -rf "$d"
 """
 # Become root once if we can; otherwise gather what an unprivileged user may read.
-_AS_ROOT = ('if [ "$(id -u)" -ne 0 ] && sudo -n true 2>/dev/null; then exec sudo -n sh -c "$1"; '
-            'else exec sh -c "$1"; fi')
+# $2 bounds the whole script: `timeout` kills its process group, the script's trap cleans up.
+_AS_ROOT = ('t=""; command -v timeout >/dev/null 2>&1 && t="timeout -k 2 $2"; '
+            'if [ "$(id -u)" -ne 0 ] && sudo -n true 2>/dev/null; then exec sudo -n $t sh -c "$1"; '
+            'else exec $t sh -c "$1"; fi')
+_HEADER = re.compile(r"==(LAB|ERR)== ([A-Za-z0-9_]{1,64})(?: (-?[0-9]{1,6}))?")
+
+
+def _script_bounds(timeout: float) -> tuple[int, int]:
+    """(whole script, one section) in seconds on the node, both ending before `timeout` here."""
+    whole = max(1, int(timeout) - 4)  # + 2 s for `timeout -k 2` to kill what ignores TERM
+    return whole, max(1, whole - 6)
+
 
 def parse_sections(text: str) -> dict[str, CommandResult]:
+    """The gather's answer by section; a malformed line is skipped, never trusted."""
     sections: dict[str, CommandResult] = {}
     lines = text.splitlines()
     for index, line in enumerate(lines):
-        if not line.startswith("==LAB== "):
+        match = _HEADER.fullmatch(line)
+        if match is None:
             continue
-        parts = line.split()
-        if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
-            continue
+        kind, name, rc_text = match.groups()
         payload = lines[index + 1] if index + 1 < len(lines) else ""
         try:
-            out = base64.b64decode(payload).decode("utf-8", errors="replace")
-        except ValueError:
-            out = ""
-        sections[parts[1]] = CommandResult(parts[1], int(parts[2]), out, "")
+            decoded = base64.b64decode(payload).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            decoded = ""
+        if kind == "ERR":
+            if name in sections:
+                sections[name] = CommandResult(name, sections[name].returncode, sections[name].stdout,
+                                               decoded)
+            continue
+        if rc_text is None:
+            continue
+        rc = int(rc_text)
+        if rc == TOO_LARGE or len(decoded) >= MAX_INPUT_BYTES:
+            sections[name] = CommandResult(name, TOO_LARGE, "", f"its output reached the "
+                                           f"{MAX_INPUT_BYTES // 2**20} MiB limit")
+            continue
+        sections[name] = CommandResult(name, rc, decoded, "")
     return sections
+
+
+# Sections whose command failing is a tool error worth a reason (others fail as a normal
+# answer: no sbd configured, no tokens file on pcs 0.10+, corosync down).
+_TOOL_SECTIONS = {"cib": "cibadmin --query", "crm_mon": "crm_mon"}
+
+
+def _section_problem(key: str, result: CommandResult) -> str | None:
+    """Why a section gave no usable output, or None when its exit status is an answer."""
+    if result.returncode == TOO_LARGE:
+        return f"section '{key}': {result.stderr}"
+    if result.returncode == 124:
+        return f"section '{key}' timed out on the node"
+    if key in _TOOL_SECTIONS and not result.ok:
+        detail = one_line(result.tail(2), 300) or "no message"
+        return f"{_TOOL_SECTIONS[key]} failed (exit {result.returncode}): {detail}"
+    return None
 
 
 def node_facts_from_sections(name: str, sections: Mapping[str, CommandResult],
                              extra: Mapping[str, CommandResult] | None = None) -> NodeFacts:
-    """Turn one node's gathered sections into NodeFacts; bad XML is recorded, not trusted."""
+    """Turn one node's gathered sections into NodeFacts.
+
+    Nothing from the node is trusted: a section that fails or does not parse is left
+    out with its reason in `problems`, and every other section still counts.
+    """
+    problems: dict[str, str] = {}
+    for key, result in sections.items():
+        problem = _section_problem(key, result)
+        if problem is not None:
+            problems[key] = problem
 
     def out(key: str) -> str | None:
         res = sections.get(key)
         return res.stdout if res is not None and res.ok else None
 
-    cib = None
+    def guarded(key: str, parse: Callable[[], T]) -> T | None:
+        try:
+            return parse()
+        except LabError as exc:
+            problems.setdefault(key, one_line(str(exc), 400))
+        except Exception as exc:  # a value no tool prints: that section's failure, not the node's
+            problems.setdefault(key, f"section '{key}' cannot be read: {type(exc).__name__}: "
+                                     f"{one_line(str(exc), 200)}")
+        return None
+
     cib_xml = out("cib")
-    if cib_xml:
-        try:
-            cib = cib_from_element(parse_untrusted(cib_xml, f"CIB of {name}"))
-        except InputError:
-            cib, cib_xml = None, None
-    status = None
+    cib = guarded("cib", lambda: cib_from_text(cib_xml, f"CIB of {name}")) if cib_xml else None
+    if cib is None:
+        cib_xml = None
     mon = sections.get("crm_mon")
-    if mon is not None:
-        status = _status_from_result(mon, name)
-    conf = None
+    status = guarded("crm_mon", lambda: status_from_crm_mon(mon, name)) if mon is not None else None
     conf_text = out("corosync_conf")
-    if conf_text is not None:
-        try:
-            conf = parse_corosync_conf(conf_text)
-        except InputError:
-            conf = None
+    conf = guarded("corosync_conf", lambda: parse_corosync_conf(conf_text)) if conf_text is not None else None
     quorum_res = sections.get("quorum")
-    quorum = parse_quorumtool(quorum_res.stdout) if quorum_res is not None else None
-    services = _unit_states(sections.get("active"), "active")
-    enabled = _unit_states(sections.get("enabled"), "enabled")
-    known = _known_hosts(out("known_hosts"), out("tokens"))
+    quorum = guarded("quorum", lambda: parse_quorumtool(quorum_res.stdout)) if quorum_res is not None else None
+    services = guarded("active", lambda: _unit_states(sections.get("active"), "active")) or {}
+    enabled = guarded("enabled", lambda: _unit_states(sections.get("enabled"), "enabled")) or {}
+    known = guarded("known_hosts", lambda: _known_hosts(out("known_hosts"), out("tokens")))
     version = out("pcs_version")
+    hostname = (out("hostname") or "").strip()
     return NodeFacts(
-        cmap=MappingProxyType(parse_cmap(out("cmap") or "")),
-        shadows=MappingProxyType(_shadows(name, out("shadows") or "")),
-        fence_targets=MappingProxyType(parse_fence_targets(out("fence_targets") or "")),
-        sbd=parse_sbd(out("sbd") or ""),
+        cmap=MappingProxyType(guarded("cmap", lambda: parse_cmap(out("cmap") or "")) or {}),
+        shadows=MappingProxyType(guarded("shadows", lambda: _shadows(name, out("shadows") or "")) or {}),
+        fence_targets=MappingProxyType(
+            guarded("fence_targets", lambda: parse_fence_targets(out("fence_targets") or "")) or {}),
+        sbd=guarded("sbd", lambda: parse_sbd(out("sbd") or "")),
         name=name,
-        hostname=(out("hostname") or "").strip() or None,
+        hostname=hostname if hostname and len(hostname) <= 255 else None,
         cib=cib,
         cib_xml=cib_xml,
         status=status,
@@ -315,8 +422,9 @@ def node_facts_from_sections(name: str, sections: Mapping[str, CommandResult],
         services=MappingProxyType(services),
         services_enabled=MappingProxyType(enabled),
         pcsd_known_hosts=known,
-        pcs_version=version.strip() if version else None,
+        pcs_version=one_line(version.strip(), 64) if version and version.strip() else None,
         extra=MappingProxyType(dict(extra or {})),
+        problems=MappingProxyType(problems),
     )
 
 
@@ -350,20 +458,24 @@ def _shadows(node: str, text: str) -> dict[str, Cib | None]:
 
 
 def _known_hosts(known_hosts: str | None, tokens: str | None) -> frozenset[str] | None:
-    """Hosts pcsd is authenticated to: pcs 0.10+ known-hosts, or pcs 0.9 tokens (both JSON)."""
-    import json
+    """Hosts pcsd is authenticated to: pcs 0.10+ known-hosts, or pcs 0.9 tokens (both JSON).
 
+    Malformed JSON counts as no file; JSON nested too deep to read safely is an InputError.
+    """
     names: set[str] = set()
     found = False
-    for text, key in ((known_hosts, "known_hosts"), (tokens, "tokens")):
+    for text, key, what in ((known_hosts, "known_hosts", "pcsd's known-hosts"),
+                            (tokens, "tokens", "pcsd's tokens")):
         if not text:
             continue
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = loads_untrusted_json(text, what)
+        except InputError as exc:
+            if "deeper" in str(exc):
+                raise
             continue
         if isinstance(data, dict) and isinstance(data.get(key), dict):
-            names.update(data[key])
+            names.update(str(host) for host in data[key])
             found = True
     return frozenset(names) if found else None
 
@@ -379,28 +491,41 @@ def _section_lines(sections: frozenset[str] | None) -> str:
 
 
 def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
-                sections: frozenset[str] | None = None) -> NodeFacts:
+                sections: frozenset[str] | None = None, *,
+                timeout: float = GATHER_TIMEOUT) -> NodeFacts:
     """Gather one node's facts in one command; an unreachable node becomes an error fact.
 
     Only the sections the checks read are gathered: under software emulation every
-    process started in the guest costs a few tenths of a second.
+    process started in the guest costs a few tenths of a second. Whatever the node
+    answers, the result is this node's facts or this node's error, never an exception.
     """
-    script = _GATHER_START + _section_lines(sections)
+    try:
+        return _gather_node(runner, extra_commands, sections, timeout)
+    except LabError as exc:
+        return NodeFacts(name=runner.name, error=one_line(str(exc), 500))
+    except Exception as exc:  # an answer nobody foresaw: this node's failure, not everyone's
+        return NodeFacts(name=runner.name, error=f"{runner.name}: its answer cannot be read: "
+                                                 f"{type(exc).__name__}: {one_line(str(exc), 200)}")
+
+
+def _gather_node(runner: Runner, extra_commands: Mapping[str, str] | None,
+                 sections: frozenset[str] | None, timeout: float) -> NodeFacts:
+    whole, section = _script_bounds(timeout)
+    script = (f"lab_blocks={MAX_INPUT_BYTES // 512}; lab_section_timeout={section}\n"
+              + _GATHER_START + _section_lines(sections))
     for key, command in (extra_commands or {}).items():
         script += f"sec {shlex.quote('x_' + key)} sh -c {shlex.quote(command)}\n"
     script += _GATHER_END
-    try:
-        result = runner.run(["sh", "-c", _AS_ROOT, "lab-gather", script], timeout=60)
-    except LabError as exc:
-        return NodeFacts(name=runner.name, error=str(exc))
+    result = runner.run(["sh", "-c", _AS_ROOT, "lab-gather", script, str(whole)], timeout=timeout)
     if result.returncode == 124:
         return NodeFacts(name=runner.name, error=f"{runner.name}: gathering facts timed out")
-    sections = parse_sections(result.stdout)
-    if "hostname" not in sections:
+    found = parse_sections(result.stdout)
+    if "hostname" not in found:
         return NodeFacts(name=runner.name,
-                         error=f"{runner.name}: unexpected answer (exit {result.returncode}): {result.tail(2)}")
-    extra = {k[2:]: v for k, v in sections.items() if k.startswith("x_")}
-    return node_facts_from_sections(runner.name, sections, extra)
+                         error=f"{runner.name}: the answer holds no facts (exit {result.returncode}): "
+                               f"{one_line(result.tail(2), 200) or 'no output'}")
+    extra = {k[2:]: v for k, v in found.items() if k.startswith("x_")}
+    return node_facts_from_sections(runner.name, found, extra)
 
 
 def gather_live(runners: Sequence[Runner], expected_nodes: Sequence[str],

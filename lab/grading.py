@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks import Verdict, get_check
+from checks import CIB_SECTIONS, Verdict, get_check
 from lab.errors import UsageError
 from lab.exercises import Exercise
 from lab.facts import Facts
+from lab.xmlsafe import one_line
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,27 @@ def grade(exercise: Exercise, facts: Facts, withheld: frozenset[str] = frozenset
             verdict = Verdict(None, f"skipped: this check acts on the machines ({acts}); add --yes to allow it")
         elif spec.needs_cib and (facts.cib is None or facts.status is None):
             verdict = Verdict(False, "no node returned a readable CIB and crm_mon status "
-                                     "(is pacemaker running?)")
+                                     "(is pacemaker running?)" + _reasons(facts, CIB_SECTIONS))
         else:
             try:
                 verdict = spec.function(facts, **ref.params)
-            except Exception as exc:  # a check bug must never read as a pass
-                verdict = Verdict(False, f"check error: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # a check bug or a value it did not foresee: never a pass
+                verdict = Verdict(False, f"check error: {type(exc).__name__}: {one_line(str(exc), 300)}")
+            if verdict.passed is False:
+                verdict = Verdict(False, verdict.message + _reasons(facts, spec.sections))
         outcomes.append(CheckOutcome(ref.id, ref.description, verdict.passed, ref.points,
                                      verdict.message))
     return Report(exercise.id, facts.source, tuple(outcomes))
+
+
+def _reasons(facts: Facts, sections: frozenset[str], limit: int = 600) -> str:
+    """Why nodes gave no facts for these sections (a tool's error, a bad value), to append
+    to a failed check's message: the reason is the node's, the verdict stays the check's."""
+    found = []
+    for node in facts.nodes.values():
+        for key in sorted(sections & set(node.problems)):
+            found.append(f"{node.name}: {node.problems[key]}")
+    if not found:
+        return ""
+    text = "; ".join(dict.fromkeys(found))
+    return f" [{text if len(text) <= limit else text[: limit - 3] + '...'}]"

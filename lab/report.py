@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from lab.grading import Report
+from lab.xmlsafe import one_line
 
 
 def report_dict(report: Report) -> dict:
@@ -26,11 +27,13 @@ def to_json(report: Report) -> str:
 
 
 def to_text(report: Report) -> str:
+    """The human report; every value is escaped onto its line (a newline entity in a CIB
+    attribute must not print a forged '[PASS]' line)."""
     marks = {True: "PASS", False: "FAIL", None: "SKIP"}
-    lines = [f"Exercise {report.exercise} ({report.source})"]
+    lines = [f"Exercise {one_line(report.exercise, 0)} ({one_line(report.source, 0)})"]
     for o in report.outcomes:
-        lines.append(f"  [{marks[o.passed]}] {o.description} ({o.points} pt)")
-        lines.append(f"         {o.message}")
+        lines.append(f"  [{marks[o.passed]}] {one_line(o.description, 0)} ({o.points} pt)")
+        lines.append(f"         {one_line(o.message, 0)}")
     verdict = "PASSED" if report.passed else "NOT PASSED"
     lines.append(f"Score {report.score}/{report.max_score}: {verdict}")
     if report.partial:

@@ -15,6 +15,7 @@ from lab.exercises import Exercise
 from lab.grading import Report
 from lab.report import report_dict
 from lab.tomlfile import read_toml
+from lab.xmlsafe import one_line
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ def grade_roster(exercise: Exercise, entries: list[RosterEntry], *, parallel: in
             report = check_nodes(exercise, entry.nodes, identity=entry.identity, timeout=timeout)
             return LabResult(entry, report, None)
         except LabError as exc:
-            return LabResult(entry, None, " ".join(str(exc).split()))
+            return LabResult(entry, None, one_line(" ".join(str(exc).split()), 500))
+        except Exception as exc:  # whatever one lab did, every other lab still gets its row
+            return LabResult(entry, None, f"grading failed: {type(exc).__name__}: "
+                                          f"{one_line(' '.join(str(exc).split()), 300)}")
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(one, entries))
@@ -96,21 +100,23 @@ def roster_csv(exercise: Exercise, results: list[LabResult]) -> str:
     writer = csv.writer(out)
     writer.writerow(["lab", "exercise", "passed", "score", "max_score", "error"])
     for r in results:
-        writer.writerow([r.entry.name, exercise.id, bool(r.report and r.report.passed),
-                         r.report.score if r.report else 0, exercise.max_score, r.error or ""])
+        writer.writerow([one_line(r.entry.name, 0), exercise.id, bool(r.report and r.report.passed),
+                         r.report.score if r.report else 0, exercise.max_score, one_line(r.error or "", 0)])
     return out.getvalue()
 
 
 def roster_text(exercise: Exercise, results: list[LabResult]) -> str:
-    width = max(len(r.entry.name) for r in results)
+    names = {id(r): one_line(r.entry.name, 0) for r in results}  # escaped: one row stays one line
+    width = max(len(name) for name in names.values())
     lines = [f"Exercise {exercise.id}: {len(results)} lab(s)"]
     for r in results:
+        name = names[id(r)]
         if r.report is None:
-            lines.append(f"  {r.entry.name:<{width}}  ERROR   {r.error}")
+            lines.append(f"  {name:<{width}}  ERROR   {one_line(r.error or 'no report', 0)}")
             continue
         verdict = "PASSED" if r.report.passed else "FAILED"
         failed = ", ".join(o.id for o in r.report.outcomes if o.passed is False)
-        lines.append(f"  {r.entry.name:<{width}}  {verdict}  {r.report.score}/{r.report.max_score}"
+        lines.append(f"  {name:<{width}}  {verdict}  {r.report.score}/{r.report.max_score}"
                      + (f"  failed: {failed}" if failed else ""))
     passed = sum(1 for r in results if r.report and r.report.passed)
     lines.append(f"{passed}/{len(results)} passed")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 INFINITY = 1_000_000
 
 
@@ -15,11 +17,24 @@ def parse_score(text: str | None) -> int | None:
         return INFINITY
     if lowered == "-infinity":
         return -INFINITY
-    try:
-        number = int(value)
-    except ValueError:
+    return parse_int(value, INFINITY)
+
+
+_INTEGER = re.compile(r"([+-]?)0*([0-9]+)")
+
+
+def parse_int(text: str | None, limit: int) -> int | None:
+    """An integer of ASCII digits clamped to +/-limit, as pacemaker's strtoll-based parsing
+    reads it; None for anything else (int() takes other scripts' digits and
+    fails on 5000 of them)."""
+    match = _INTEGER.fullmatch(text.strip()) if text is not None else None
+    if match is None:
         return None
-    return max(-INFINITY, min(INFINITY, number))
+    sign, digits = match.groups()
+    if len(digits) > len(str(limit)):
+        return -limit if sign == "-" else limit
+    number = int(sign + digits)
+    return max(-limit, min(limit, number))
 
 
 def format_score(score: int) -> str:

@@ -7,6 +7,7 @@ file of the lab's own and checked on every later connection.
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 import threading
 import time
@@ -76,6 +77,26 @@ _known_hosts_lock = threading.Lock()
 
 # How long a channel request may wait on an established connection (see SSHNode._open_session).
 OPEN_TIMEOUT = 30.0
+
+
+# The most a node may send on one stream of one command. The biggest answer is a gather:
+# one node's CIB, crm_mon view and shadow CIBs, each at most lab.xmlsafe.MAX_INPUT_BYTES
+# (16 MiB, several times a large production CIB) and sent as base64 (4/3 of that). 32 MiB
+# holds a CIB at that limit with its crm_mon view, and bounds the memory a hostile or broken
+# node can make us spend (a node answering `cat /dev/zero` used to end in MemoryError).
+MAX_STREAM_BYTES = 32 * 1024 * 1024
+
+
+class _TooMuch(Exception):
+    """A stream went over MAX_STREAM_BYTES (internal to SSHNode.run)."""
+
+
+def _take(buffer: bytearray, chunk: bytes, stream: str, node: str) -> None:
+    """Append chunk to buffer, refusing to hold more than MAX_STREAM_BYTES."""
+    if len(buffer) + len(chunk) > MAX_STREAM_BYTES:
+        raise _TooMuch(f"{node}: the command's {stream} exceeded {MAX_STREAM_BYTES // 2**20} MiB; "
+                       "stopped reading it (a broken or hostile node?)")
+    buffer += chunk
 
 
 class SSHNode:
@@ -177,7 +198,13 @@ class SSHNode:
 
     def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
             input_text: str | None = None) -> CommandResult:
-        """Run a command (a shell string, or an argv list that is quoted here)."""
+        """Run a command (a shell string, or an argv list that is quoted here).
+
+        Reading is bounded in time (`timeout`, then exit 124) and in size: beyond
+        MAX_STREAM_BYTES on stdout or stderr the channel is closed and NodeError raised.
+        """
+        if not 0 < timeout < math.inf:  # nan and inf would wait forever
+            raise UsageError(f"a command timeout must be a finite number of seconds above 0, not {timeout}")
         text = command if isinstance(command, str) else shlex.join(command)
         channel = self._open_session()
         channel.settimeout(1.0)
@@ -187,28 +214,32 @@ class SSHNode:
         channel.shutdown_write()
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
-        while True:
-            while channel.recv_ready():
-                out += channel.recv(65536)
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                break
-            if channel.closed and not channel.exit_status_ready():
-                self.close()
-                raise NodeError(f"{self.name}: connection lost while running a command")
-            if time.monotonic() > deadline:
-                channel.close()
-                return CommandResult(text, 124, out.decode(errors="replace"),
-                                     f"timed out after {timeout:g} s on {self.name}")
-            try:
-                chunk = channel.recv(65536)
-                if chunk:
-                    out += chunk
-                elif channel.exit_status_ready():
-                    continue
-            except TimeoutError:
-                pass
+        try:
+            while True:
+                while channel.recv_ready():
+                    _take(out, channel.recv(65536), "output", self.name)
+                while channel.recv_stderr_ready():
+                    _take(err, channel.recv_stderr(65536), "error output", self.name)
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if channel.closed and not channel.exit_status_ready():
+                    self.close()
+                    raise NodeError(f"{self.name}: connection lost while running a command")
+                if time.monotonic() > deadline:
+                    channel.close()
+                    return CommandResult(text, 124, out.decode(errors="replace"),
+                                         f"timed out after {timeout:g} s on {self.name}")
+                try:
+                    chunk = channel.recv(65536)
+                    if chunk:
+                        _take(out, chunk, "output", self.name)
+                    elif channel.exit_status_ready():
+                        continue
+                except TimeoutError:
+                    pass
+        except _TooMuch as exc:
+            channel.close()  # stop reading: the rest is never fetched, the command sees EOF/SIGPIPE
+            raise NodeError(str(exc)) from None
         rc = channel.recv_exit_status()
         channel.close()
         return CommandResult(text, rc, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element
 
 from lab.cib import normalise_role
 from lab.errors import InputError
-from lab.scores import is_true
+from lab.scores import INFINITY, is_true, parse_score
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ def status_from_element(root: Element) -> Status:
     """Build the view from crm_mon's XML (pacemaker 2.0+ <pacemaker-result> or 1.1 <crm_mon>)."""
     if root.tag not in ("pacemaker-result", "crm_mon"):
         raise InputError(f"crm_mon output has root <{root.tag}>, expected <pacemaker-result>")
+    problem = result_error(root)
+    if problem is not None:
+        raise InputError(f"crm_mon reported an error: {problem}")
     nodes = {}
     for node in root.iterfind("nodes/node"):
         name = node.get("name", "")
@@ -125,10 +128,10 @@ def status_from_element(root: Element) -> Status:
     fail_counts: dict[tuple[str, str], int] = {}
     for node in root.iterfind("node_history/node"):
         for history in node.iterfind("resource_history"):
-            count = history.get("fail-count")
-            if count and count.isdigit() and int(count) > 0:
+            count = parse_score(history.get("fail-count"))  # a score: INFINITY after a failed start
+            if count is not None and count > 0:
                 key = (history.get("id", "").split(":", 1)[0], node.get("name", ""))
-                fail_counts[key] = fail_counts.get(key, 0) + int(count)
+                fail_counts[key] = min(INFINITY, fail_counts.get(key, 0) + count)
     dc_el = root.find("summary/current_dc")
     dc = None
     quorate = None
@@ -146,6 +149,27 @@ def status_from_element(root: Element) -> Status:
         cluster_options=MappingProxyType(options),
         fail_counts=MappingProxyType(fail_counts),
     )
+
+
+def result_error(root: Element) -> str | None:
+    """What crm_mon says went wrong, or None for a real cluster view.
+
+    crm_mon reports its own failures in the same XML: <status code="N" message="...">
+    with <errors><error>...</error></errors>, and no <summary>. A CIB that fails schema
+    validation gives exit 0, code 0, message "OK" and an <error>; read as a view, that
+    would be an empty cluster where nothing runs.
+    """
+    # (No <summary> is no error here: views built from crm_simulate's output have none.)
+    status = root.find("status")
+    errors = [" ".join((e.text or "").split()) for e in root.iterfind("status/errors/error")]
+    errors = [e for e in errors if e]
+    code = status.get("code", "0").strip() if status is not None else "0"
+    if code != "0" or errors:
+        message = status.get("message", "") if status is not None else ""
+        parts = [p for p in (f"code {code}" if code != "0" else "", message if code != "0" else "",
+                             *errors[:3]) if p]
+        return "; ".join(parts)[:500]
+    return None
 
 
 def _failure_resource(failure: Element) -> str:
