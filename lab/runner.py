@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from lab.errors import LabError
@@ -77,19 +76,21 @@ def live_sessions() -> list[int]:
 
 
 def session_members(sid: int) -> list[int]:
-    """Every process of session SID (read from /proc: a grandchild may have made its own group)."""
+    """Every live process of session SID (read from /proc: a grandchild may have made its own group)."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    want = str(sid).encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        # fields after the name: state ppid pgrp session ...
-        if len(fields) > 3 and fields[3] == str(sid) and fields[0] != "Z":
-            members.append(int(entry.name))
+        # after "pid (comm) ": state ppid pgrp session ...
+        fields = stat[stat.rfind(b")") + 2:].split(None, 4)
+        if len(fields) > 3 and fields[3] == want and fields[0] != b"Z":
+            members.append(int(name))
     return members
 
 
@@ -117,9 +118,8 @@ def end_sessions(procs: Sequence[subprocess.Popen], grace: float = GRACE) -> Non
     The leaders are reaped only after the last signal: while a leader is unreaped its pid
     (= the session id) cannot be reused by an unrelated process.
     """
-    if not procs:
-        return
-    sids = [p.pid for p in procs]
+    # Only sessions with something left in them are signalled (the usual end: nothing left).
+    sids = [p.pid for p in procs if not _exited(p) or session_members(p.pid)]
     for sid in sids:
         _signal_session(sid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -128,13 +128,14 @@ def end_sessions(procs: Sequence[subprocess.Popen], grace: float = GRACE) -> Non
             break
         time.sleep(0.05)
     for sid in sids:
-        _signal_session(sid, signal.SIGKILL)
+        if not all(_exited(p) for p in procs if p.pid == sid) or session_members(sid):
+            _signal_session(sid, signal.SIGKILL)
     for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
     with _lock:
-        for sid in sids:
-            _live.pop(sid, None)
+        for proc in procs:
+            _live.pop(proc.pid, None)
 
 
 def kill_all(grace: float = GRACE) -> None:
