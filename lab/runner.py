@@ -69,6 +69,12 @@ _pending: BaseException | None = None  # a signal that arrived meanwhile
 _cleaning = False  # a second Ctrl-C during cleanup must not abort the cleanup
 
 
+def stopping() -> bool:
+    """True once Ctrl-C/SIGTERM arrived: loops in worker threads (waiting for a boot, retrying SSH)
+    can end early instead of holding the command's exit until their own deadline."""
+    return _closing
+
+
 def live_sessions() -> list[int]:
     """Session ids of the children still recorded (tests and cleanup)."""
     with _lock:
