@@ -79,6 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=_positive_int, default=8, help="labs graded at the same time")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="SSH connect timeout in seconds")
 
+    p = sub.add_parser("grade", help="grade a class: a roster of students on several exercises (instructors)",
+                       description="lab grade ROSTER (--exercises A,B,C | --exam PLAN.json) --out DIR; "
+                       "lab grade verify DIR --sign-key FILE")
+    p.add_argument("roster", metavar="ROSTER", help="roster TOML or CSV ([[student]] id, evidence or nodes); "
+                   "or 'verify' to check a signed DIR")
+    p.add_argument("verify_dir", nargs="?", type=Path, metavar="DIR", help="with verify: the output folder")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--exercises", metavar="A,B,C", help="exercise ids, comma-separated")
+    what.add_argument("--exam", type=Path, metavar="PLAN.json", help='an exam plan: {"tasks": [{"exercise": ID}]}')
+    p.add_argument("--out", type=Path, metavar="DIR", help="where results.json, gradebook.csv, junit.xml, "
+                   "report.html and feedback/ go")
+    p.add_argument("--parallel", type=_positive_int, default=4, help="students graded at the same time")
+    p.add_argument("--drop-check", action="append", default=[], metavar="EXERCISE:CHECK_ID",
+                   help="grade without this check (repeatable; recorded in results.json)")
+    p.add_argument("--only-errors", action="store_true",
+                   help="grade again only the students whose row in DIR/results.json is an error, and merge")
+    p.add_argument("--sign-key", type=Path, metavar="FILE", help="HMAC-SHA256 key: sign (or verify) results.json")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="SSH connect timeout in seconds")
+    p.add_argument("--yes", action="store_true", help="allow checks that fence or reboot the students' machines")
+
     from lab import cli_vm
 
     cli_vm.add_commands(sub)
@@ -159,7 +179,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if all(r.report and r.report.passed for r in results) else 1
 
 
-COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "report": cmd_report}
+def cmd_grade(args: argparse.Namespace) -> int:
+    from lab import classgrade, gradebook
+
+    key = gradebook.read_key(args.sign_key) if args.sign_key is not None else None
+    if args.roster == "verify":
+        if args.verify_dir is None or key is None:
+            raise UsageError("usage: lab grade verify DIR --sign-key FILE")
+        print(f"{gradebook.verify_dir(args.verify_dir, key)}: signature OK")
+        return 0
+    if args.verify_dir is not None:
+        raise UsageError(f"unexpected argument '{args.verify_dir}' (lab grade ROSTER ... --out DIR)")
+    if args.out is None or (args.exercises is None and args.exam is None):
+        raise UsageError("lab grade needs --exercises A,B,C (or --exam PLAN.json) and --out DIR")
+    ids = args.exercises.split(",") if args.exercises is not None else classgrade.load_plan(args.exam)
+    exercises = classgrade.exercises_from_ids(ids)
+    options = classgrade.GradeOptions(parallel=args.parallel, timeout=args.timeout, allow_destructive=args.yes,
+                                      drops=classgrade.parse_drops(args.drop_check, exercises))
+    students = classgrade.load_roster(Path(args.roster))
+    previous = gradebook.read_results(args.out / "results.json", key) if args.only_errors else None
+    results = classgrade.grade_class(students, exercises, options, previous=previous,
+                                     say=lambda text: print(f"lab grade: {text}", file=sys.stderr, flush=True))
+    gradebook.write_all(args.out, results, exercises, key)
+    counts = classgrade.summary(results)
+    print(f"{len(results.students)} students x {len(exercises)} exercises: {counts['pass']} passed, "
+          f"{counts['fail']} failed, {counts['error']} not graded (errors); wrote {args.out}/"
+          + ", ".join(gradebook.OUTPUTS))
+    return 0 if counts["pass"] == len(results.students) else 1
+
+COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "report": cmd_report,
+            "grade": cmd_grade}
 
 
 def main(argv: list[str] | None = None) -> int:
