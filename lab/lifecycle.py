@@ -16,12 +16,11 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from lab import faults as faultlib
-from lab import fixtures, provision, virt
+from lab import fixtures, provision, runner, virt
 from lab import vagrant as vg
 from lab.errors import LabError, NodeError, UsageError
 from lab.exercises import Exercise, command_context, load, pcs_generation, render_command
@@ -192,8 +191,10 @@ def lab_node(lab: Lab, name: str, timeout: float = 10.0) -> SSHNode:
 
 
 def connect_retry(make: Callable[[], SSHNode], deadline: float, what: str) -> SSHNode:
-    """Connect, retrying every half second while the node boots; a changed host key fails at once."""
+    """Connect, retrying every half second while the node boots; a changed host key fails at once,
+    and so does a command being stopped (Ctrl-C, SIGTERM)."""
     last = ""
+    began = time.monotonic()
     while True:
         node = make()
         try:
@@ -203,16 +204,17 @@ def connect_retry(make: Callable[[], SSHNode], deadline: float, what: str) -> SS
             last = str(exc)
             if "host key" in last and "changed" in last:
                 raise
+        if runner.stopping():
+            raise NodeError(f"{what}: stopped while waiting for SSH")
         if time.monotonic() > deadline:
-            raise NodeError(f"{what}: no SSH after {BOOT_TIMEOUT:g} s: {last}")
+            raise NodeError(f"{what}: no SSH after {time.monotonic() - began:.0f} s: {last}")
         time.sleep(0.5)
 
 
 def _connect_all(lab: Lab, names: Sequence[str] | None = None, deadline_s: float = 120.0) -> dict[str, SSHNode]:
     names = list(names or lab.node_names)
     deadline = time.monotonic() + deadline_s
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        nodes = list(pool.map(lambda n: connect_retry(lambda: lab_node(lab, n, 5.0), deadline, n), names))
+    nodes = _parallel(lambda n: connect_retry(lambda: lab_node(lab, n, 5.0), deadline, n), names)
     return dict(zip(names, nodes, strict=True))
 
 
@@ -222,8 +224,30 @@ def _close(nodes: dict[str, SSHNode]) -> None:
 
 
 def _parallel(fn: Callable, items: Sequence) -> list:  # noqa: ANN001
-    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        return list(pool.map(fn, items))
+    """fn over every item at once; the results in order, or the first item's exception.
+
+    Daemon threads, not a thread pool: on Ctrl-C/SIGTERM the command ends at once, while a pool
+    would hold its exit until every worker's SSH command or boot wait reached its own deadline
+    (up to 20 minutes). What a worker started on a node is idempotent and is resumed by a rerun.
+    """
+    results: list = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+
+    def work(index: int, item: object) -> None:
+        try:
+            results[index] = fn(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i, item), daemon=True) for i, item in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 # --- lab up ------------------------------------------------------------------
@@ -245,6 +269,8 @@ def _provision_node(lab: Lab, name: str, profile: provision.Profile, password: s
             while True:
                 if vagrant_failed.is_set():
                     raise NodeError(f"{name}: vagrant up failed")
+                if runner.stopping():
+                    raise NodeError(f"{name}: stopped while waiting for a DHCP lease")
                 ip = virt.lease_ip(domain)
                 if ip:
                     break
@@ -303,7 +329,7 @@ def _build_cluster(lab: Lab, progress: Progress) -> None:
             _setup_local(nodes, members, progress)
         with progress.step(who, "all nodes online and quorate", limit=300):
             provision.run_root(first, provision.wait_healthy_script(len(members), settle=False), "cluster start")
-        with progress.step(who, "stonith-enabled=false, cluster settled (crm_resource --wait)"):
+        with progress.step(who, "stonith-enabled=false, cluster settled (crm_resource --wait)", limit=900):
             provision.run_root(first, provision.stonith_script(), "stonith-enabled=false")
             provision.run_root(first, provision.wait_healthy_script(len(members)), "settle")
     finally:
@@ -383,7 +409,7 @@ def up(name: str | None = None, *, nodes: int | None = None, box: str | None = N
             raise vagrant_error[0] from None
         raise
     if vthread is not None:
-        with progress.step("lab", "vagrant up finishing"):
+        with progress.step("lab", "vagrant up finishing", limit=BOOT_TIMEOUT):
             vthread.join()
         if vagrant_error:
             raise vagrant_error[0]
@@ -489,7 +515,7 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
         _sync_clocks(lab, nodes)
         first = nodes[lab.node_names[0]]
         if baseline == SNAP_CLUSTER:
-            with progress.step(first.name, "cluster healthy (all online, quorate)"):
+            with progress.step(first.name, "cluster healthy (all online, quorate)", limit=300):
                 provision.run_root(first, provision.wait_healthy_script(len(domains), settle=False), "health")
         healthy = time.monotonic() - began
         if exercise.start.fixtures:
@@ -504,9 +530,9 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
             settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
             gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
             if gone:
-                with progress.step(settle_on, f"{', '.join(gone)} seen offline"):
+                with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
                     provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
-            with progress.step(settle_on, "cluster settled (crm_resource --wait)"):
+            with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
                 nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
     finally:
         _close(nodes)
@@ -549,7 +575,7 @@ def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs")
     try:
         with progress.step(first.name, f"reference solution of {exercise.id}"):
             _run_commands(nodes, first.name, commands, _context(lab), f"solution of {exercise.id}")
-        with progress.step(first.name, "cluster healthy and settled"):
+        with progress.step(first.name, "cluster healthy and settled", limit=600):
             provision.run_root(first, provision.wait_healthy_script(len(lab.node_names)), "settle")
     finally:
         _close(nodes)
