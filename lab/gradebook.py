@@ -285,9 +285,17 @@ def _h(value: object) -> str:
     return html.escape(one_line(str(value), 0), quote=True)
 
 
-def item_analysis(results: ClassResults) -> list[dict[str, Any]]:
-    """Per exercise and check: how many graded students passed it (skipped and error rows left out)."""
+def item_analysis(results: ClassResults, exercises: Mapping[str, Exercise] | None = None) -> list[dict[str, Any]]:
+    """Per exercise and check: how many graded students passed it (skipped and error rows left
+    out). Every check of a known exercise has a row, also when no student could be graded on it."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    dropped = set(results.dropped)
+    for exercise_id in results.exercises:
+        known = (exercises or {}).get(exercise_id)
+        for ref in known.checks if known else ():
+            if f"{exercise_id}:{ref.id}" not in dropped:
+                rows[(exercise_id, ref.id)] = {"exercise": exercise_id, "check": ref.id, "points": ref.points,
+                                               "passed": 0, "graded": 0}
     for s in results.students:
         for e in s.exercises:
             for c in e.checks:
@@ -297,7 +305,7 @@ def item_analysis(results: ClassResults) -> list[dict[str, Any]]:
                     row["graded"] += 1
                     row["passed"] += int(bool(c.passed))
     order = {x: i for i, x in enumerate(results.exercises)}
-    return sorted(rows.values(), key=lambda r: (order.get(r["exercise"], len(order)), r["check"]))
+    return sorted(rows.values(), key=lambda r: order.get(r["exercise"], len(order)))  # stable: checks in order
 
 
 def objective_scores(results: ClassResults, exercises: Mapping[str, Exercise]) -> list[tuple[str, int, int]]:
@@ -371,7 +379,7 @@ def report_html(results: ClassResults, exercises: Mapping[str, Exercise]) -> str
     out.append('<h2>Checks (item analysis)</h2><table id="checks"><thead><tr><th>exercise</th><th>check</th>'
                "<th>description</th><th>points</th><th>passed</th><th>graded</th><th>pass rate</th>"
                "</tr></thead><tbody>")
-    for row in item_analysis(results):
+    for row in item_analysis(results, exercises):
         known = exercises.get(row["exercise"])
         description = next((c.description for c in known.checks if c.id == row["check"]), "") if known else ""
         rate = 100 * row["passed"] / row["graded"] if row["graded"] else None

@@ -178,9 +178,12 @@ def test_grades_a_class_from_evidence_and_over_ssh(classroom: Path, sshd: Sshd, 
         f'[[student]]\nid = "s07"\nname = "Fay (live)"\nnodes = ["{sshd.spec("node1")}", "{sshd.spec("node2")}"]\n'
         f'identity = "{sshd.client_key}"\n'))
     out = tmp_path / "out"
+    logins_before = sshd.log.read_text().count("Accepted publickey")
     proc = lab(home, "grade", str(roster), "--exercises", ",".join(EXERCISES), "--out", str(out),
                "--parallel", "3", "--timeout", "3")
     assert proc.returncode == 1, proc.stderr  # not everyone passed
+    # s07's two nodes were each reached once for all five exercises (one login, one gather).
+    assert sshd.log.read_text().count("Accepted publickey") - logins_before == 2
     progress = proc.stderr.strip().splitlines()
     assert progress and all(line.startswith("lab grade: ") for line in progress), proc.stderr
     assert any("[7/7]" in line for line in progress)
@@ -477,6 +480,9 @@ def test_evidence_never_follows_a_symlink(home: Path, tmp_path: Path, states: di
     lab(home, "grade", str(roster), "--exercises", "group", "--out", str(tmp_path / "out"))
     row = exercise_rows(results(tmp_path / "out")["students"][0])["group"]
     assert row["status"] == "error" and "symbolic link" in row["error"]
+    # No student could be graded on it: the item analysis still lists its checks, graded by nobody.
+    item = {r[1]: r for r in parse_html(tmp_path / "out" / "report.html").tables["checks"][1:]}
+    assert set(item) == {c.id for c in load("group").checks} and item["members"][4:7] == ["0", "0", ""]
 
 
 def test_engine_grades_each_live_node_once_for_all_exercises(monkeypatch: pytest.MonkeyPatch,
