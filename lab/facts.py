@@ -35,6 +35,7 @@ CRM_MON_ARGS = ("crm_mon", "--one-shot", "--inactive", "--output-as=xml")
 # and each section's command earlier still, so that one hung tool costs only its section.
 GATHER_TIMEOUT = 60.0
 TOO_LARGE = 153  # a section's exit status when it hit the size limit (128 + SIGXFSZ)
+_TIMED_OUT = (124, 137)  # `timeout`'s status, and 128 + SIGKILL when the command ignored SIGTERM
 T = TypeVar("T")
 
 
@@ -331,7 +332,7 @@ def parse_sections(text: str) -> dict[str, CommandResult]:
         except (binascii.Error, ValueError):
             decoded = ""
         if kind == "ERR":
-            if name in sections:
+            if name in sections and sections[name].returncode != TOO_LARGE:
                 sections[name] = CommandResult(name, sections[name].returncode, sections[name].stdout,
                                                decoded)
             continue
@@ -354,8 +355,8 @@ _TOOL_SECTIONS = {"cib": "cibadmin --query", "crm_mon": "crm_mon"}
 def _section_problem(key: str, result: CommandResult) -> str | None:
     """Why a section gave no usable output, or None when its exit status is an answer."""
     if result.returncode == TOO_LARGE:
-        return f"section '{key}': {result.stderr}"
-    if result.returncode == 124:
+        return f"section '{key}': {one_line(result.stderr, 200)}"
+    if result.returncode in _TIMED_OUT:
         return f"section '{key}' timed out on the node"
     if key in _TOOL_SECTIONS and not result.ok:
         detail = one_line(result.tail(2), 300) or "no message"
@@ -517,7 +518,7 @@ def _gather_node(runner: Runner, extra_commands: Mapping[str, str] | None,
         script += f"sec {shlex.quote('x_' + key)} sh -c {shlex.quote(command)}\n"
     script += _GATHER_END
     result = runner.run(["sh", "-c", _AS_ROOT, "lab-gather", script, str(whole)], timeout=timeout)
-    if result.returncode == 124:
+    if result.returncode in _TIMED_OUT:
         return NodeFacts(name=runner.name, error=f"{runner.name}: gathering facts timed out")
     found = parse_sections(result.stdout)
     if "hostname" not in found:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +73,14 @@ def _wait_for_banner(port: int, process: subprocess.Popen, log: Path, timeout: f
 
 @contextmanager
 def running_sshd(workdir: Path, cib: Path, *, port: int | None = None, host_key: Path | None = None,
-                 client_key: Path | None = None, users: Sequence[str] = ("root",)) -> Iterator[Sshd]:
+                 client_key: Path | None = None, users: Sequence[str] = ("root",),
+                 env: Mapping[str, str] | None = None, extra_config: str = "") -> Iterator[Sshd]:
     """Run /usr/sbin/sshd -D -e on 127.0.0.1 (a free port unless given) until the block ends.
 
     The authorized_keys file lives in a world-readable directory of its own, since sshd
-    reads it as the logging-in user (non-root users included).
+    reads it as the logging-in user (non-root users included). `env` adds variables to the
+    sessions' environment (sshd reads only its first SetEnv line, so all go on one);
+    `extra_config` is appended to sshd_config (e.g. a ForceCommand for a hostile node).
     """
     if not SSHD.exists():
         pytest.skip("openssh-server (/usr/sbin/sshd) is not installed")
@@ -109,7 +112,8 @@ def running_sshd(workdir: Path, cib: Path, *, port: int | None = None, host_key:
         "UseDNS no\n"
         "PrintMotd no\n"
         "LogLevel VERBOSE\n"
-        f"SetEnv CIB_file={cib}\n"
+        f"SetEnv {' '.join(f'{k}={v}' for k, v in {'CIB_file': str(cib), **(env or {})}.items())}\n"
+        + extra_config
     )
     check = subprocess.run([str(SSHD), "-t", "-f", str(config)], capture_output=True, text=True)
     if check.returncode != 0:
