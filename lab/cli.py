@@ -198,6 +198,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
                                       drops=classgrade.parse_drops(args.drop_check, exercises))
     students = classgrade.load_roster(Path(args.roster))
     previous = gradebook.read_results(args.out / "results.json", key) if args.only_errors else None
+    gradebook.prepare_dir(args.out)
     results = classgrade.grade_class(students, exercises, options, previous=previous,
                                      say=lambda text: print(f"lab grade: {text}", file=sys.stderr, flush=True))
     gradebook.write_all(args.out, results, exercises, key)

@@ -406,24 +406,37 @@ def report_html(results: ClassResults, exercises: Mapping[str, Exercise]) -> str
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file and rename: an interrupted run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_all(directory: Path, results: ClassResults, exercises: Sequence[Exercise],
-              key: bytes | None = None) -> None:
-    """Every output file in DIR; results.json last, so it never describes files not yet written."""
+def prepare_dir(directory: Path) -> None:
+    """Make DIR (before grading: a class is not graded to find no place for its results)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot make the output folder {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into the output folder {directory}")
+
+
+def write_all(directory: Path, results: ClassResults, exercises: Sequence[Exercise],
+              key: bytes | None = None) -> None:
+    """Every output file in DIR; results.json last, so it never describes files not yet written."""
+    prepare_dir(directory)
     by_id = {e.id: e for e in exercises}
     feedback = directory / "feedback"
     _write_atomic(directory / "gradebook.csv", gradebook_csv(results))

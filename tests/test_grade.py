@@ -464,10 +464,12 @@ def test_a_bad_roster_is_one_line_naming_file_entry_and_key(text: str, words: li
     (["--exercises", "group,group", "--out", "OUT"], ["twice"]),
     (["--exercises", "group", "--exam", "p.json", "--out", "OUT"], ["not allowed"]),
     (["--exercises", "group", "--out", "OUT", "--parallel", "0"], ["--parallel"]),
+    (["--exercises", "group", "--out", "roster.toml"], ["output folder"]),
 ])
 def test_usage_errors(args: list[str], words: list[str], classroom: Path, home: Path) -> None:
-    proc = lab(home, "grade", str(evidence_roster(classroom)), *[a.replace("OUT", str(classroom / "o"))
-                                                                 for a in args])
+    roster = evidence_roster(classroom)
+    proc = lab(home, "grade", str(roster), *[a.replace("OUT", str(classroom / "o")).replace("roster.toml", str(roster))
+                                             for a in args])
     assert_one_line_error(proc, *words)
 
 
