@@ -6,12 +6,19 @@ durations in any notation (60, 60s, 1min, PT1M, 60000ms), scores as numbers.
 
 from __future__ import annotations
 
+from xml.etree.ElementTree import Element, SubElement, tostring
+
 from checks import Verdict, check, fail, missing, ok
-from lab.cib import Cib, recurring_monitors
+from lab import pacemaker
+from lab.cib import Cib, NVSet, recurring_monitors
 from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
 from lab.scores import is_true, parse_score
-from lab.simulation import Scenario, simulate
+from lab.simulation import FAR_FUTURE, Scenario, simulate
+from lab.xmlsafe import parse_untrusted
+
+WHEN = (("now", None), ("in 2099", FAR_FUTURE))
+PROBE_RESOURCES = {"lab-probe-ocf": "ocf:lab:Probe", "lab-probe-systemd": "systemd:lab-probe"}
 
 _BOOLEAN_WORDS = ("true", "false", "on", "off", "yes", "no", "y", "n", "1", "0")
 
@@ -36,25 +43,95 @@ def same_value(found: str | None, expected: str, kind: str = "auto") -> bool:
     return found.strip().lower() == expected.strip().lower()
 
 
+def _bootstrap_first(sets: tuple[NVSet, ...]) -> list[NVSet]:
+    """Sets in pacemaker's order: cib-bootstrap-options first, then by score, highest first.
+
+    Hand-written, mirroring pe_unpack_nvpairs()/pcmk__unpack_dataset_nvpairs() with
+    CIB_OPTIONS_FIRST (lib/pengine/rules.c): used only for a property no tool reports.
+    Sets with a rule are left out (no tool here evaluates them for a property).
+    """
+    ordered = sorted(sets, key=lambda s: -s.score)
+    return sorted(ordered, key=lambda s: s.id != "cib-bootstrap-options")
+
+
+def effective_property(facts: Facts, name: str) -> str | None:
+    """The value pacemaker uses: crm_mon's cluster options, ACLs by effect, else the sets' order."""
+    options = facts.status.cluster_options
+    if name in options:  # crm_mon reports what the scheduler unpacked
+        return options[name]
+    if name == "enable-acl" and facts.cib_xml:
+        # cib_acl_enabled() reads the option with the scheduler's precedence; a user with no
+        # ACL entry is refused reading exactly when ACLs are enabled.
+        return "false" if pacemaker.read_as(facts.cib_xml, "lab-acl-nobody") is not None else "true"
+    for nvset in _bootstrap_first(facts.cib.cluster_property_sets):
+        if nvset.rule is None and name in nvset.values:
+            return nvset.values[name]
+    return None
+
+
 @check("cluster_property")
 def cluster_property(facts: Facts, name: str, value: str) -> Verdict:
-    """The cluster property (crm_config) has this value, compared by meaning."""
-    found = facts.cib.properties.get(name)
+    """The cluster property in effect (as pacemaker reads several sets) has this value."""
+    found = effective_property(facts, name)
     if not same_value(found, value):
-        return fail(f"cluster property {name} is {found if found is not None else 'not set'}, expected {value}")
+        shown = found if found is not None else "not set"
+        where = [s.id for s in facts.cib.cluster_property_sets if value.lower() in
+                 (v.lower() for k, v in s.values.items() if k == name)]
+        hint = f" (set to {value} in {', '.join(where)}, which pacemaker does not use)" if where else ""
+        return fail(f"cluster property {name} is {shown} in effect, expected {value}{hint}")
     return ok(f"cluster property {name}={found}")
+
+
+@check("cluster_unmanaged")
+def cluster_unmanaged(facts: Facts) -> Verdict:
+    """Pacemaker manages no resource at all, now and in 2099 (a time-limited rule is not it)."""
+    probe = {"lab-probe-unmanaged": "ocf:pacemaker:Dummy"}
+    for when, date in WHEN:
+        sim = simulate(facts.cib_xml, Scenario(resources=probe, date=date))
+        managed = sorted({r.id for r in sim.status.resources if r.managed})
+        if managed:
+            return fail(f"pacemaker still manages {', '.join(managed)} {when}")
+    return ok("pacemaker manages no resource (now or later)")
+
+
+@check("no_quorum_freezes")
+def no_quorum_freezes(facts: Facts) -> Verdict:
+    """Without quorum, what runs keeps running and nothing new starts (freeze), now and in 2099.
+
+    A partition without quorum is simulated with a new stopped probe resource: `stop`
+    stops what runs, `ignore` starts the probe, `freeze` does neither.
+    """
+    probe = {"lab-probe-quorum": "ocf:pacemaker:Dummy"}
+    before = {r.id: sorted(r.nodes) for r in facts.status.resources if r.running}
+    for when, date in WHEN:
+        sim = simulate(facts.cib_xml, Scenario(resources=probe, date=date, quorum=False))
+        after = {r.id: sorted(r.nodes) for r in sim.status.resources if r.running}
+        stopped = sorted(r for r in before if after.get(r) != before[r])
+        if stopped:
+            return fail(f"without quorum pacemaker stops or moves {', '.join(stopped)} {when}: not frozen")
+        if "lab-probe-quorum" in after:
+            return fail(f"without quorum pacemaker still starts new resources {when}: not frozen")
+    return ok("without quorum, running resources keep running and nothing new starts")
 
 
 @check("rsc_default")
 def rsc_default(facts: Facts, name: str, value: str) -> Verdict:
-    """The resource default (rsc_defaults) has this value: it applies to every resource."""
-    found = facts.cib.rsc_defaults.get(name)
-    if not same_value(found, value):
-        own = [r.id for r in facts.cib.resources.values() if name in r.meta]
-        hint = f" (set on {', '.join(own)} only: that is not a default)" if own and found is None else ""
-        return fail(f"resource default {name} is {found if found is not None else 'not set'}, "
-                    f"expected {value}{hint}")
-    return ok(f"resource default {name}={found}")
+    """Every resource that sets nothing itself gets this value (a resource default), as
+    crm_resource computes it for new probe primitives of two classes (rules, several sets)."""
+    text, _nodes = _with_probes(facts)
+    for probe in PROBE_RESOURCES:
+        found = pacemaker.meta_value(text, probe, name)
+        if not same_value(found, value):
+            own = [r.id for r in facts.cib.resources.values() if name in r.meta]
+            hint = f" (set on {', '.join(own)} only: that is not a default)" if own else ""
+            return fail(f"a resource that sets nothing itself gets {name}="
+                        f"{found if found is not None else 'unset'}, expected {value}{hint}")
+    return ok(f"resource default {name}={value} applies to every resource")
+
+
+def _with_probes(facts: Facts) -> tuple[str, list[str]]:
+    from lab.simulation import edited
+    return edited(facts.cib_xml, Scenario(resources=PROBE_RESOURCES))
 
 
 def own_meta(cib: Cib, rsc_id: str, name: str) -> tuple[str | None, str | None]:
@@ -70,18 +147,21 @@ def own_meta(cib: Cib, rsc_id: str, name: str) -> tuple[str | None, str | None]:
 
 @check("resource_meta")
 def resource_meta(facts: Facts, resource: str, name: str, value: str, kind: str = "auto") -> Verdict:
-    """The resource (or its group/clone) carries meta attribute name=value; rsc_defaults do not count."""
+    """The value in effect for the resource (crm_resource: own sets, its group/clone, rules) is
+    `value`, and it is not a resource default (a new probe resource does not get it)."""
     cib = facts.cib
     if resource not in cib.resources:
         return missing(cib, resource)
-    found, where = own_meta(cib, resource, name)
+    found = pacemaker.meta_value(facts.cib_xml, resource, name)
+    shown = format_ms(parse_ms(value) or 0) if kind == "duration" else value
     if found is None:
-        if name in cib.rsc_defaults:
-            return fail(f"{name} is set in the resource defaults, not on '{resource}' itself")
-        return fail(f"'{resource}' has no meta attribute {name}")
+        return fail(f"'{resource}' has no meta attribute {name} in effect")
     if not same_value(found, value, kind):
-        shown = format_ms(parse_ms(value) or 0) if kind == "duration" else value
-        return fail(f"'{where}' has {name}={found}, expected {shown}")
+        return fail(f"'{resource}' has {name}={found} in effect, expected {shown}")
+    text, _nodes = _with_probes(facts)
+    if any(same_value(pacemaker.meta_value(text, p, name), value, kind) for p in PROBE_RESOURCES):
+        return fail(f"{name}={found} is a resource default (every resource gets it), not set on '{resource}' itself")
+    where = own_meta(cib, resource, name)[1] or resource
     return ok(f"'{where}' has {name}={found}")
 
 
@@ -159,7 +239,8 @@ def uses_template(facts: Facts, resource: str, template: str) -> Verdict:
 
 @check("group_members")
 def group_members(facts: Facts, group: str, members: list[str]) -> Verdict:
-    """The group holds exactly these members in this order, all running on one node."""
+    """The group holds exactly these members in this order, running on one node, and the
+    scheduler keeps each member with the previous one and starts it after it."""
     cib = facts.cib
     grp = cib.resources.get(group)
     if grp is None:
@@ -173,7 +254,14 @@ def group_members(facts: Facts, group: str, members: list[str]) -> Verdict:
     if any(len(n) != 1 for n in nodes) or len({n[0] for n in nodes}) != 1:
         where = "; ".join(f"{m}: {', '.join(n) or 'stopped'}" for m, n in zip(members, nodes, strict=True))
         return fail(f"group '{group}' is not running together on one node ({where})")
-    return ok(f"group '{group}' = {', '.join(members)}, running on {nodes[0][0]}")
+    # "together, in that order" is the scheduler's behaviour, not the membership:
+    # ordered=false or collocated=false (on the group or as a default) undo it.
+    from checks.constraints import runs_with, starts_after
+    for first, then in zip(members, members[1:], strict=False):
+        for verdict in (runs_with(facts, then, first), starts_after(facts, first, then)):
+            if not verdict.passed:
+                return fail(f"group '{group}' does not keep its members together and in order: {verdict.message}")
+    return ok(f"group '{group}' = {', '.join(members)}, running on {nodes[0][0]}, together and in that order")
 
 
 def _clone_of(cib: Cib, resource: str) -> str | None:
@@ -230,40 +318,65 @@ def promotable_one_promoted(facts: Facts, resource: str) -> Verdict:
 # --- ACLs ----------------------------------------------------------------------------
 
 
-def _same_path(path: str, expected: str) -> bool:
-    """Equal XPaths up to a trailing slash; `//cib` is `/cib` (the CIB element is only ever the root)."""
-    def norm(text: str) -> str:
-        text = text.strip().rstrip("/")
-        return "/cib" if text == "//cib" else text
-    return norm(path) == norm(expected)
-
-
-def _grants_read(permission: tuple[str, str | None, str | None, str | None], xpath: str) -> bool:
-    """A read permission on xpath, written as an XPath or as an object-type (pacemaker reads
-    object-type T as the XPath //T)."""
-    kind, path, _ref, tag = permission
-    if kind != "read":
-        return False
-    if path is not None:
-        return _same_path(path, xpath)
-    return tag is not None and _same_path(f"//{tag}", xpath)
+# Hand-written, mirroring pcmk__unpack_acl() (lib/common/acl.c): an acl_group's roles apply
+# to every member of the OS group of that name. Group membership lives on the nodes, not on
+# the grading host, so the exercise names the user's groups there and the copy the CIB
+# manager judges gives the user those roles directly. Everything else (read/write/deny,
+# xpath, object-type, reference, attribute) is enforced by pacemaker itself.
+def _acl_copy(cib_xml: str, user: str, groups: list[str], only_role: str | None = None) -> str:
+    """The CIB with ACLs enabled, the user's group roles (or only `only_role`) held directly."""
+    root = parse_untrusted(cib_xml, "CIB")
+    config = root.find("configuration")
+    assert config is not None
+    crm = config.find("crm_config")
+    if crm is None:
+        crm = SubElement(config, "crm_config")
+    boot = next((s for s in crm.findall("cluster_property_set") if s.get("id") == "cib-bootstrap-options"), None)
+    if boot is None:
+        boot = Element("cluster_property_set", {"id": "cib-bootstrap-options"})
+        crm.insert(0, boot)
+    for nvset in crm.findall("cluster_property_set"):  # whichever set the CIB manager would read
+        for pair in nvset.findall("nvpair"):
+            if pair.get("name") == "enable-acl":
+                nvset.remove(pair)
+    SubElement(boot, "nvpair", {"id": "lab-acl-enable", "name": "enable-acl", "value": "true"})
+    acls = config.find("acls")
+    if acls is None:
+        acls = SubElement(config, "acls")
+    mine = [t for t in acls if t.tag in ("acl_target", "acl_user") and (t.get("name") or t.get("id")) == user]
+    roles = [r.get("id", "") for t in mine for r in t if r.tag in ("role", "role_ref")]
+    for group in acls.findall("acl_group"):
+        if (group.get("name") or group.get("id")) in groups:
+            roles += [r.get("id", "") for r in group if r.tag in ("role", "role_ref")]
+    for element in mine + acls.findall("acl_group"):
+        acls.remove(element)
+    target = SubElement(acls, "acl_target", {"id": user})
+    for role in ([only_role] if only_role else roles):
+        SubElement(target, "role", {"id": role})
+    return tostring(root, encoding="unicode")
 
 
 @check("acl_user_role")
-def acl_user_role(facts: Facts, user: str, role: str, xpath: str = "/cib") -> Verdict:
-    """ACL user holds role; role grants read on xpath; none of the user's roles grants write."""
+def acl_user_role(facts: Facts, user: str, role: str, groups: list[str] | None = None) -> Verdict:
+    """ACL user holds role (directly or through a group); the role alone reads the whole CIB;
+    with everything the user holds, the CIB manager lets the user read all and write nothing."""
     acls = facts.cib.acls
-    grant = acls.roles.get(role)
-    if grant is None:
+    groups = groups or []
+    if role not in acls.roles:
         return fail(f"no ACL role '{role}'")
-    if not any(_grants_read(perm, xpath) for perm in grant.permissions):
-        return fail(f"role '{role}' does not grant read on {xpath}")
-    held = acls.targets.get(user)
-    if held is None:
+    held = list(acls.targets.get(user, ()))
+    held += [r for g, rs in acls.groups.items() if g in groups for r in rs]
+    if user not in acls.targets and not held:
         return fail(f"no ACL user (acl_target) '{user}'")
     if role not in held:
         return fail(f"ACL user '{user}' does not hold role '{role}' (holds {', '.join(held) or 'none'})")
-    writers = [r for r in held if any(p[0] == "write" for p in getattr(acls.roles.get(r), "permissions", ()))]
-    if writers:
-        return fail(f"ACL user '{user}' may write through role(s) {', '.join(writers)}: not read-only")
-    return ok(f"ACL user '{user}' holds read-only role '{role}' (read {xpath})")
+    alone = _acl_copy(facts.cib_xml, user, groups, only_role=role)
+    if pacemaker.read_as(alone, user) != pacemaker.read_as(alone, None):
+        return fail(f"role '{role}' does not let '{user}' read the whole CIB")
+    full = _acl_copy(facts.cib_xml, user, groups)
+    if pacemaker.read_as(full, user) != pacemaker.read_as(full, None):
+        return fail(f"with all its roles (a deny among them), '{user}' cannot read the whole CIB")
+    writes = pacemaker.writes_as(full, user)
+    if writes:
+        return fail(f"ACL user '{user}' may write ({', '.join(writes[:3])}): not read-only")
+    return ok(f"ACL user '{user}' holds role '{role}': reads the whole CIB, may write nothing")

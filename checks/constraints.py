@@ -4,159 +4,75 @@ A location, colocation or order can be written as a plain constraint, a rule, a
 resource set, a group or a ban; pcs and crmsh spell each differently. Where the
 exercise asks for an effect ("never on node2", "always with vip", "vip first"),
 the check asks crm_simulate on a copy of the CIB (lab.simulation) with nodes taken
-away or a resource pinned. Where it asks for a value (a score of 50), the check
-adds up the location scores the constraints give, rules evaluated as pacemaker does.
+away, a resource pinned, a probe node added or the clock set to 2099 (so a ban with a
+lifetime is no "never"). Where it asks for a value (a score of 50), the check reads
+crm_simulate's allocation scores: no score or rule arithmetic is re-implemented here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 from checks import Verdict, check, fail, missing, ok
-from lab.cib import Cib, Expression, Location, Rule
+from lab.cib import Cib
 from lab.facts import Facts
-from lab.scores import INFINITY, format_score, parse_score
-from lab.simulation import Scenario, simulate
+from lab.scores import format_score, parse_score
+from lab.simulation import FAR_FUTURE, Scenario, simulate
 
 PROBE = "lab-probe"
 
 
 
 
-# --- location scores, as pacemaker adds them up --------------------------------------
-
-
-def add_scores(a: int, b: int) -> int:
-    """Pacemaker's score addition: -INFINITY wins over INFINITY, sums are clamped."""
-    if a <= -INFINITY or b <= -INFINITY:
-        return -INFINITY
-    if a >= INFINITY or b >= INFINITY:
-        return INFINITY
-    return max(-INFINITY, min(INFINITY, a + b))
+# --- location scores, as pacemaker's scheduler computes them -------------------------
 
 
 def node_attributes(cib: Cib, node: str) -> dict[str, str]:
-    """What rules see of a node: permanent and transient attributes and the built-ins."""
+    """A node's permanent and transient attributes as configured (which nodes lack one).
+
+    Hand-written on purpose: only to pick which configured nodes to try alone; whether a
+    rule then excludes them is the scheduler's answer, not this function's.
+    """
     config = cib.nodes.get(node)
     attrs = dict(config.attributes) if config else {}
     attrs.update(cib.transient_attributes.get(node, {}))
-    attrs["#uname"] = node
-    attrs["#id"] = config.id if config else node
-    attrs["#kind"] = "remote" if config and config.type == "remote" else "cluster"
     return attrs
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
+def _fresh_scores(facts: Facts, resource: str, *, date: str | None, no_locations: bool = False) -> dict[str, int]:
+    """The resource's allocation score per node before anything ran (no stickiness, no failures)."""
+    sim = simulate(facts.cib_xml, Scenario(fresh=True, date=date, no_locations=no_locations))
+    return dict(sim.scores.get(resource, {}))
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text))
-
-
-def eval_expression(expr: Expression, attrs: Mapping[str, str]) -> bool:
-    """One <expression>, compared the way pacemaker 2.x compares (strings case-insensitively)."""
-    value = attrs.get(expr.attribute)
-    op = expr.operation
-    if op == "defined":
-        return value is not None
-    if op == "not_defined":
-        return value is None
-    if value is None or expr.value is None:
-        return op == "ne"  # an undefined attribute is "not equal" to anything
-    kind = (expr.type or "").lower()
-    left: object
-    right: object
-    if kind in ("number", "integer") or (
-        not kind and op in ("lt", "gt", "lte", "gte") and None not in (_number(value), _number(expr.value))
-    ):
-        left, right = _number(value), _number(expr.value)
-        if left is None or right is None:
-            return op == "ne"
-    elif kind == "version":
-        left, right = _version(value), _version(expr.value)
-    else:
-        left, right = value.lower(), expr.value.lower()
-    return {
-        "eq": left == right, "ne": left != right, "lt": left < right, "gt": left > right,  # type: ignore[operator]
-        "lte": left <= right, "gte": left >= right,  # type: ignore[operator]
-    }.get(op, False)
-
-
-def eval_rule(rule: Rule, attrs: Mapping[str, str]) -> bool | None:
-    """True/False, or None when the rule depends on the date (not judged here)."""
-    if rule.has_date_expression:
-        return None
-    results: list[bool | None] = [eval_expression(e, attrs) for e in rule.expressions]
-    results += [eval_rule(r, attrs) for r in rule.rules]
-    if None in results:
-        return None
-    if not results:
-        return True
-    return any(results) if rule.boolean_op.lower() == "or" else all(results)
-
-
-def applies_to(cib: Cib, con: Location, rsc_id: str) -> bool:
-    """The constraint names the resource, a resource containing it, or a pattern matching it."""
-    names = {rsc_id, *cib.ancestors(rsc_id)} if rsc_id in cib.resources else {rsc_id}
-    if con.rsc in names or any(n in rset.resources for rset in con.resource_sets for n in names):
-        return True
-    return any(_pattern_matches(con.rsc_pattern, n) for n in names)
-
-
-def _pattern_matches(pattern: str | None, rsc_id: str) -> bool:
-    if not pattern:
-        return False
-    try:
-        return re.search(pattern, rsc_id) is not None
-    except re.error:
-        return False
-
-
-def location_score(cib: Cib, rsc_id: str, node: str) -> tuple[int, list[str]]:
-    """The summed location score for rsc_id on node (role-less or Started constraints) and their ids."""
-    total, used = 0, []
-    attrs = node_attributes(cib, node)
-    for con in cib.locations:
-        if con.role not in (None, "Started") or not applies_to(cib, con, rsc_id):
-            continue
-        if con.node is not None:
-            if con.node == node and con.score is not None:
-                total = add_scores(total, con.score)
-                used.append(con.id)
-            continue
-        for rule in con.rules:
-            if rule.role not in (None, "Started") or not eval_rule(rule, attrs):
-                continue
-            score = rule.score
-            if score is None and rule.score_attribute:
-                score = parse_score(attrs.get(rule.score_attribute))
-            if score is None:
-                score = con.score
-            if score is not None:
-                total = add_scores(total, score)
-                used.append(con.id)
-    return total, used
+WHEN = (("now", None), ("in 2099", FAR_FUTURE))
 
 
 @check("location_score")
 def location_score_check(facts: Facts, resource: str, node: str, score: str) -> Verdict:
-    """Location constraints (plain, rule-based, sets, patterns) give resource exactly `score` on node."""
+    """Pacemaker's allocation scores give resource exactly `score` on node, now and after every
+    lifetime has run out, and leave the other nodes as they are without location constraints.
+
+    Asked from crm_simulate on a copy without status (so stickiness and failures add nothing):
+    plain constraints, rules, tags, sets, patterns and node-name case are pacemaker's business.
+    """
     cib = facts.cib
     if resource not in cib.resources:
         return missing(cib, resource)
     expected = parse_score(score)
-    total, used = location_score(cib, resource, node)
-    if not used:
-        return fail(f"no location constraint gives '{resource}' a score on {node}")
-    if total != expected:
-        return fail(f"location constraints ({', '.join(used)}) give '{resource}' {format_score(total)} "
-                    f"on {node}, expected {format_score(expected or 0)}")
-    return ok(f"'{resource}' has location score {format_score(total)} on {node} ({', '.join(used)})")
+    for when, date in WHEN:
+        scores = _fresh_scores(facts, resource, date=date)
+        base = _fresh_scores(facts, resource, date=date, no_locations=True)
+        found = scores.get(node)
+        if found is None:
+            return fail(f"pacemaker reports no score for '{resource}' on {node}")
+        if found != expected:
+            return fail(f"pacemaker gives '{resource}' {format_score(found)} on {node} {when}, "
+                        f"expected {format_score(expected or 0)}")
+        changed = [n for n in scores if n != node and scores[n] != base.get(n)]
+        if changed:
+            return fail(f"location constraints also change the score of '{resource}' on "
+                        f"{', '.join(changed)} ({', '.join(format_score(scores[n]) for n in changed)}): "
+                        f"only {node} was to get a preference")
+    return ok(f"pacemaker gives '{resource}' {format_score(expected or 0)} on {node}, now and later")
 
 
 # --- where things run ----------------------------------------------------------------
@@ -188,17 +104,19 @@ def never_runs_on(facts: Facts, resource: str, node: str) -> Verdict:
 
     A negative finite score already keeps a resource off a node while nothing pulls it
     there (stickiness, a colocation, a preference); only -INFINITY outweighs every pull,
-    so the simulation adds a +INFINITY preference for the node.
+    so the simulation adds a +INFINITY preference for the node. "Never" is tried now and
+    at a date after every lifetime (ban --lifetime, date rules) has run out.
     """
     if resource not in facts.cib.resources:
         return missing(facts.cib, resource)
     if node not in facts.cib.nodes:
         return fail(f"node {node} is not in the configuration")
     pull = ((resource, node, "INFINITY"),)
-    sim = simulate(facts.cib_xml, Scenario(down=_others(facts, [node]), scores=pull))
-    if node in _running(sim.status, resource):
-        return fail(f"with only {node} left and something pulling '{resource}' there, pacemaker would "
-                    "start it there (a finite score only discourages a node)")
+    for when, date in WHEN:
+        sim = simulate(facts.cib_xml, Scenario(down=_others(facts, [node]), scores=pull, date=date))
+        if node in _running(sim.status, resource):
+            return fail(f"with only {node} left and something pulling '{resource}' there, pacemaker would "
+                        f"start it there {when} (a finite or time-limited ban only discourages a node)")
     return ok(f"pacemaker never places '{resource}' on {node}, even when it is the only node left")
 
 
@@ -281,38 +199,55 @@ def starts_after(facts: Facts, first: str, then: str) -> Verdict:
 
 @check("never_runs_without_attribute")
 def never_runs_without_attribute(facts: Facts, resource: str, attribute: str, value: str) -> Verdict:
-    """No node lacking attribute=value ever gets the resource, not even a new node without it.
+    """No node lacking attribute=value ever gets the resource: not a configured one, not a new
+    node without the attribute, not a new node with another value, now or in 2099.
 
     Each such node is tried alone, with a +INFINITY pull towards it (only -INFINITY
-    resists that), and so is a probe node that has no attributes at all.
+    resists that); the scheduler evaluates the rules (pacemaker compares strings
+    case-insensitively, so a probe's other value is one no spelling of `value` matches).
     """
     cib = facts.cib
     if resource not in cib.resources:
         return missing(cib, resource)
-    lacking = [n for n in cib.nodes if node_attributes(cib, n).get(attribute) != value]
-    for node in lacking:
-        sim = simulate(facts.cib_xml, Scenario(down=_others(facts, [node]),
-                                               scores=((resource, node, "INFINITY"),)))
-        if node in _running(sim.status, resource):
-            return fail(f"with only {node} (no {attribute}={value}) left, pacemaker would start "
-                        f"'{resource}' there")
-    probe = Scenario(down=tuple(cib.nodes), probes={PROBE: {}}, scores=((resource, PROBE, "INFINITY"),))
-    sim = simulate(facts.cib_xml, probe)
-    if PROBE in _running(sim.status, resource):
-        return fail(f"a new node without {attribute}={value} would get '{resource}': the rule must "
-                    "exclude every node that is not "
-                    f"{attribute}={value}, not name nodes")
+    lacking = [n for n in cib.nodes if node_attributes(cib, n).get(attribute, "").lower() != value.lower()]
+    probes: list[tuple[str, dict[str, str], str]] = [
+        (PROBE, {}, f"a new node without {attribute}"),
+        (PROBE, {attribute: f"not-{value}"}, f"a new node with {attribute}=not-{value}"),
+    ]
+    for when, date in WHEN:
+        for node in lacking:
+            sim = simulate(facts.cib_xml, Scenario(down=_others(facts, [node]), date=date,
+                                                   scores=((resource, node, "INFINITY"),)))
+            if node in _running(sim.status, resource):
+                return fail(f"with only {node} (no {attribute}={value}) left, pacemaker would start "
+                            f"'{resource}' there {when}")
+        for name, attrs, what in probes:
+            probe = Scenario(down=tuple(cib.nodes), probes={name: attrs}, date=date,
+                             scores=((resource, name, "INFINITY"),))
+            if name in _running(simulate(facts.cib_xml, probe).status, resource):
+                return fail(f"{what} would get '{resource}' {when}: the rule must exclude every node "
+                            f"that is not {attribute}={value}, not name nodes")
     return ok(f"'{resource}' never runs on a node without {attribute}={value}")
 
 
 @check("no_location_constraints")
 def no_location_constraints(facts: Facts, resource: str) -> Verdict:
-    """No location constraint (move/ban leftovers cli-prefer/cli-ban included) names the resource."""
+    """No location constraint affects the resource, now or later (move/ban leftovers included).
+
+    By effect: the resource's allocation scores with the CIB's location constraints equal
+    those with every location constraint removed, now and in 2099 (a constraint written on
+    a tag, a pattern or another spelling of a node counts; one that changes nothing does not).
+    """
     cib = facts.cib
     if resource not in cib.resources:
         return missing(cib, resource)
-    left = [c.id for c in cib.locations if c.rsc == resource or _pattern_matches(c.rsc_pattern, resource)
-            or any(resource in s.resources for s in c.resource_sets)]
-    if left:
-        return fail(f"location constraint(s) on '{resource}' left behind: {', '.join(left)}")
-    return ok(f"no location constraint names '{resource}'")
+    for when, date in WHEN:
+        scores = _fresh_scores(facts, resource, date=date)
+        base = _fresh_scores(facts, resource, date=date, no_locations=True)
+        changed = sorted(n for n in set(scores) | set(base) if scores.get(n) != base.get(n))
+        if changed:
+            left = [c.id for c in cib.locations]
+            return fail(f"location constraints still change where '{resource}' may run {when} "
+                        f"(scores on {', '.join(f'{n}={format_score(scores.get(n, 0))}' for n in changed)}); "
+                        f"constraints: {', '.join(left) or 'none by name'}")
+    return ok(f"no location constraint affects '{resource}'")

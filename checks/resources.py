@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
-from lab.cib import Cib, Resource, normalise_role, recurring_monitors
+from lab import pacemaker
+from lab.cib import Cib, Resource, normalise_role
 from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
+from lab.simulation import Scenario, simulate
 
 
 def _find(cib: Cib, rsc_id: str) -> Resource | None:
@@ -25,28 +27,47 @@ def primitive_agent(facts: Facts, resource: str, agent: str) -> Verdict:
     return ok(f"'{resource}' is a primitive of agent {agent}")
 
 
-@check("monitor_interval")
-def monitor_interval(facts: Facts, resource: str, interval: str, role: str | None = None) -> Verdict:
-    """The resource's recurring monitor runs every `interval` (any notation pacemaker reads).
+def scheduled_monitors(facts: Facts, resource: str, role: str | None = None) -> list[tuple[int, str | None]]:
+    """(interval ms, role) of the recurring monitors pacemaker schedules for the resource when
+    it starts, from the transition graph of crm_simulate on a copy where nothing ran yet and
+    nothing is disabled or banned: templates, op_defaults, enabled=false and roles are
+    pacemaker's reading."""
+    attributes = {}
+    if normalise_role(role) == "Promoted":  # no agent ran: give every instance a promotion score
+        attributes = {n: {f"master-{resource}": "10"} for n in facts.cib.nodes}
+    # Bans and disabling are judged by the running checks: here the resource may start anywhere.
+    scenario = Scenario(fresh=True, started=True, no_locations=True, attributes=attributes)
+    sim = simulate(facts.cib_xml, scenario, graph=True)
+    return sim.monitors(resource)
 
-    Every enabled recurring monitor for the role must have that interval: a leftover
-    monitor at another interval means the old one was not changed.
+
+def _monitors_for(facts: Facts, resource: str, role: str | None) -> list[tuple[int, str | None]]:
+    # An op without a role and one with role=Started both run while the resource is started.
+    default_roles = (None, "Started")
+    wanted = default_roles if role in default_roles else (normalise_role(role),)
+    return [m for m in scheduled_monitors(facts, resource, role) if normalise_role(m[1]) in wanted]
+
+
+@check("monitor_interval")
+def monitor_interval(facts: Facts, resource: str, interval: str | None = None, role: str | None = None) -> Verdict:
+    """Pacemaker runs a recurring monitor of the resource, every `interval` (None: any interval).
+
+    Every recurring monitor for the role must have that interval: a leftover monitor at
+    another interval means the old one was not changed.
     """
-    expected = parse_ms(interval)
     rsc = _find(facts.cib, resource)
     if rsc is None:
         return missing(facts.cib, resource)
-    # An op without a role and one with role=Started both run while the resource is
-    # started (verified with crm_simulate: `op monitor interval=30 role=Started`).
-    default_roles = (None, "Started")
-    wanted = default_roles if role in default_roles else (normalise_role(role),)
-    monitors = recurring_monitors(facts.cib.operations_of(resource), wanted)
+    monitors = _monitors_for(facts, resource, role)
     if not monitors:
-        return fail(f"'{resource}' has no enabled recurring monitor operation")
-    wrong = [op for op in monitors if op.interval_ms != expected]
+        return fail(f"pacemaker runs no recurring monitor of '{resource}' (none configured, or disabled)")
+    if interval is None:
+        return ok(f"'{resource}' is monitored every {', '.join(format_ms(m[0]) for m in monitors)}")
+    expected = parse_ms(interval)
+    wrong = [m for m in monitors if m[0] != expected]
     if wrong:
-        found = ", ".join(f"interval={op.interval_text}" for op in monitors)
-        return fail(f"'{resource}' monitors with {found}; expected every {format_ms(expected or 0)}")
+        found = ", ".join(format_ms(m[0]) for m in monitors)
+        return fail(f"'{resource}' is monitored every {found}; expected every {format_ms(expected or 0)} only")
     return ok(f"'{resource}' is monitored every {format_ms(expected or 0)}")
 
 
@@ -75,7 +96,8 @@ def resource_stopped(facts: Facts, resource: str) -> Verdict:
 
 
 def _target_role(facts: Facts, resource: str) -> str | None:
-    return facts.cib.effective_meta(resource).get("target-role")
+    """target-role in effect, as crm_resource computes it (own sets, parents, defaults, rules)."""
+    return pacemaker.meta_value(facts.cib_xml, resource, "target-role")
 
 
 @check("resource_disabled")

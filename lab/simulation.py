@@ -1,64 +1,51 @@
-"""What-if questions to pacemaker's own scheduler, on a copy of the CIB.
+"""What-if questions to pacemaker's own scheduler, on an edited copy of the CIB.
 
 A constraint's honest test is its effect: take nodes away, pin another resource,
-and ask `crm_simulate` where things would run. The copy is edited here (extra
-location constraints, probe nodes, node attributes), simulated with every other
-node online and quorum pretended, and read back through crm_mon's XML view.
+add a node with other attributes, let time pass, and ask `crm_simulate` (through
+lab.pacemaker) where things would run. The copy is edited here (extra location
+constraints, probe nodes and resources, node attributes, no status for "before
+anything ran"), simulated with every other node online, and cached per edited text.
 Nothing here touches a live cluster: the input is always a temporary file.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from lab.errors import LabError
-from lab.runner import run_local
-from lab.status import Status, status_from_element
+from lab import pacemaker
+from lab.pacemaker import FAR_FUTURE, Simulation
 from lab.xmlsafe import parse_untrusted
 
 PREFIX = "lab-sim-"
+__all__ = ["FAR_FUTURE", "Scenario", "Simulation", "edited", "node_names", "simulate"]
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One what-if: which nodes are away, extra placement scores, probe nodes, attributes.
+    """One what-if: nodes away, extra scores, probe nodes/resources, attributes, a date.
 
     `scores` are (resource, node, score text) location constraints added to the copy;
     `probes` are nodes added to the configuration (name -> permanent attributes);
-    `attributes` are permanent node attributes set on existing nodes of the copy.
+    `attributes` are permanent node attributes set on existing nodes of the copy;
+    `resources` are probe primitives added (id -> "class:provider:type");
+    `fresh` drops the status section (nothing has run yet: no stickiness, no history);
+    `started` drops every target-role (which operations would run if everything were started);
+    `no_locations` drops every location constraint (to compare a resource's scores without them);
+    `date` is the scheduler's clock (None: now); `quorum` whether the partition is quorate.
     """
 
     down: tuple[str, ...] = ()
     scores: tuple[tuple[str, str, str], ...] = ()
     probes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SimResult:
-    status: Status
-    graph: Element | None
-
-    def actions(self) -> list[tuple[str, str, str, tuple[str, ...]]]:
-        """(action id, resource id, operation, input action ids) for every graph action."""
-        found = []
-        if self.graph is None:
-            return found
-        for synapse in self.graph.iter("synapse"):
-            inputs = tuple(a.get("id", "") for t in synapse.iter("trigger") for a in t)
-            for action_set in synapse.iter("action_set"):
-                for action in action_set:
-                    prim = action.find("primitive")
-                    if prim is not None:
-                        rsc = prim.get("long-id") or prim.get("id", "")
-                    else:  # pseudo actions of groups and clones: "webgroup_start_0"
-                        rsc = action.get("operation_key", "").rsplit("_", 2)[0]
-                    found.append((action.get("id", ""), rsc, action.get("operation", ""), inputs))
-        return found
+    resources: Mapping[str, str] = field(default_factory=dict)
+    fresh: bool = False
+    started: bool = False
+    no_locations: bool = False
+    date: str | None = None
+    quorum: bool = True
 
 
 def node_names(root: Element) -> list[str]:
@@ -67,9 +54,14 @@ def node_names(root: Element) -> list[str]:
 
 def _edit(root: Element, scenario: Scenario) -> None:
     config = root.find("configuration")
+    if config is None:
+        config = SubElement(root, "configuration")
     constraints = config.find("constraints")
     if constraints is None:
         constraints = SubElement(config, "constraints")
+    if scenario.no_locations:
+        for con in constraints.findall("rsc_location"):
+            constraints.remove(con)
     for index, (rsc, node, score) in enumerate(scenario.scores):
         SubElement(constraints, "rsc_location",
                    {"id": f"{PREFIX}loc-{index}", "rsc": rsc, "node": node, "score": score})
@@ -83,6 +75,24 @@ def _edit(root: Element, scenario: Scenario) -> None:
         node = next((n for n in nodes.findall("node") if (n.get("uname") or n.get("id")) == name), None)
         if node is not None:
             _add_attrs(node, f"{PREFIX}{name}", attrs, first=True)
+    resources = config.find("resources")
+    if resources is None:
+        resources = SubElement(config, "resources")
+    for rsc_id, agent in scenario.resources.items():
+        parts = agent.split(":")
+        attrs = {"id": rsc_id, "class": parts[0], "type": parts[-1]}
+        if len(parts) == 3:
+            attrs["provider"] = parts[1]
+        SubElement(resources, "primitive", attrs)
+    if scenario.started:
+        for parent in [*resources.iter(), *config.iterfind("rsc_defaults//")]:
+            for pair in parent.findall("nvpair"):
+                if pair.get("name") == "target-role":
+                    parent.remove(pair)
+    if scenario.fresh:
+        status = root.find("status")
+        if status is not None:
+            root.remove(status)
 
 
 def _add_attrs(node: Element, prefix: str, attrs: Mapping[str, str], first: bool = False) -> None:
@@ -94,32 +104,19 @@ def _add_attrs(node: Element, prefix: str, attrs: Mapping[str, str], first: bool
     node.insert(0, nvset)
 
 
-def simulate(cib_xml: str, scenario: Scenario = Scenario(), *, graph: bool = False) -> SimResult:
-    """Run the scheduler on an edited copy of cib_xml; every node not `down` is online."""
+def edited(cib_xml: str, scenario: Scenario) -> tuple[str, list[str]]:
+    """The scenario's copy of the CIB text and the node names it has."""
     root = parse_untrusted(cib_xml, "CIB for simulation")
     _edit(root, scenario)
-    nodes = node_names(root)
-    with tempfile.TemporaryDirectory(prefix="lab-sim-") as tmp:
-        source, out, graph_file = Path(tmp, "in.xml"), Path(tmp, "out.xml"), Path(tmp, "graph.xml")
-        source.write_bytes(tostring(root, encoding="utf-8"))
-        argv = ["crm_simulate", "--xml-file", str(source), "--simulate", "--quorum", "true",
-                "--save-output", str(out)]
-        if graph:
-            argv += ["--save-graph", str(graph_file)]
-        for node in nodes:
-            argv += ["--node-down" if node in scenario.down else "--node-up", node]
-        result = run_local(argv, timeout=120)
-        if not result.ok or not out.exists():
-            raise LabError(f"crm_simulate failed (exit {result.returncode}): {result.tail(3)}")
-        mon = run_local(["crm_mon", "--one-shot", "--inactive", "--output-as=xml"],
-                        env={"CIB_file": str(out), "CIB_shadow": ""}, timeout=60)
-        if not mon.stdout.strip().startswith("<"):
-            raise LabError(f"crm_mon cannot read the simulated CIB: {mon.tail(2)}")
-        status = status_from_element(parse_untrusted(mon.stdout, "crm_mon of the simulation"))
-        graph_el = None
-        if graph and graph_file.exists():
-            graph_el = parse_untrusted(graph_file.read_text(encoding="utf-8"), "transition graph")
-    return SimResult(status, graph_el)
+    return tostring(root, encoding="unicode"), node_names(root)
+
+
+def simulate(cib_xml: str, scenario: Scenario = Scenario(), *, graph: bool = False) -> Simulation:
+    """Run the scheduler on an edited copy of cib_xml; every node not `down` is online."""
+    text, nodes = edited(cib_xml, scenario)
+    return pacemaker.simulate(text, up=[n for n in nodes if n not in scenario.down],
+                              down=[n for n in nodes if n in scenario.down],
+                              date=scenario.date, quorum=scenario.quorum, graph=graph)
 
 
 def only_up(cib_xml: str, keep: Sequence[str], **kwargs: object) -> Scenario:

@@ -192,8 +192,8 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
     ("node-standby", "maintenance-instead", ["pcs node maintenance {node2}"], ["node2-standby", "empty"]),
     # maintenance-mode
     ("maintenance-mode", "crmsh-yes", ["crm configure property maintenance-mode=yes"], []),
-    ("maintenance-mode", "one-unmanaged", ["pcs resource unmanage web"], ["property"]),
-    ("maintenance-mode", "false", ["pcs property set maintenance-mode=false"], ["property"]),
+    ("maintenance-mode", "one-unmanaged", ["pcs resource unmanage web"], ["property", "unmanaged"]),
+    ("maintenance-mode", "false", ["pcs property set maintenance-mode=false"], ["property", "unmanaged"]),
     # resource-move
     ("resource-move", "ban-wait-clear", ["pcs resource ban web {node1}", WAIT, "pcs resource clear web"], []),
     ("resource-move", "constraint-left", ["pcs resource move-with-constraint web {node2}", WAIT], ["clean"]),
@@ -202,8 +202,8 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
      ["pcs resource move-with-constraint web {node2}", "pcs resource clear web"], ["moved"]),
     ("resource-move", "not-moved", ["pcs resource meta web resource-stickiness=200"], ["moved"]),
     # no-quorum-policy
-    ("no-quorum-policy", "stop", ["pcs property set no-quorum-policy=stop"], ["policy"]),
-    ("no-quorum-policy", "ignore", ["crm configure property no-quorum-policy=ignore"], ["policy"]),
+    ("no-quorum-policy", "stop", ["pcs property set no-quorum-policy=stop"], ["policy", "freezes"]),
+    ("no-quorum-policy", "ignore", ["crm configure property no-quorum-policy=ignore"], ["policy", "freezes"]),
     # resource-class-systemd
     ("resource-class-systemd", "unit-suffix", ["pcs resource create cron systemd:cron.service --force"], []),
     ("resource-class-systemd", "other-unit", ["pcs resource create cron systemd:crond.service --force"], ["class"]),
@@ -234,8 +234,13 @@ CASES: list[tuple[str, str, list[str], list[str]]] = [
                                 "crm configure role read-only read xpath://cib",
                                 "crm configure acl_target monitor read-only"], []),
     ("acl", "pcs-step-by-step", ["pcs property set enable-acl=true", "pcs acl role create read-only",
-                                 "pcs acl permission add read-only read xpath /cib/",
+                                 "pcs acl permission add read-only read xpath /cib",
                                  "pcs acl user create monitor", "pcs acl role assign read-only to monitor"], []),
+    # `/cib/` is no XPath the CIB manager can evaluate: as monitor, cibadmin --query is refused
+    ("acl", "trailing-slash-xpath", ["pcs property set enable-acl=true", "pcs acl role create read-only",
+                                     "pcs acl permission add read-only read xpath /cib/",
+                                     "pcs acl user create monitor", "pcs acl role assign read-only to monitor"],
+     ["user"]),
 ]
 
 
