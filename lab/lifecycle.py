@@ -361,6 +361,38 @@ def _setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], prog
 
 
 @_mutating(create=True)
+def _prepare_domains(lab: Lab, states: dict[str, str], progress: Progress) -> list[str]:
+    """Start the lab's existing domains through libvirt and return the nodes vagrant must create.
+
+    vagrant only creates domains here. Starting an existing one through `vagrant up` makes
+    vagrant-libvirt compare and redefine its XML, which failed after an interrupted run under
+    software emulation ("CPU vendor specified without CPU model", the live host-model CPU written
+    back). A domain vagrant has no machine id for is the remains of an interrupted create: it and
+    its disk are removed (by their exact names) and made again.
+    """
+    to_create = []
+    stopped = []
+    for node in lab.node_names:
+        domain = lab.domain_name(node)
+        state = states.get(domain, "absent")
+        if state != "absent" and not vg.machine_id_file(lab, node).is_file():
+            progress.say(node, f"{domain} was left half-made by an interrupted run: made again")
+            virt.remove_owned(Owned(domains=(domain,), volumes=(f"{domain}.img",), networks=(),
+                                    snapshots=lab.owned.snapshots, pool=lab.owned.pool))
+            state = "absent"
+        if state == "absent":
+            with contextlib.suppress(FileNotFoundError):
+                vg.machine_id_file(lab, node).unlink()
+            to_create.append(node)
+        elif state not in ("running", "paused"):
+            stopped.append(domain)
+    if stopped:
+        with progress.step("lab", f"start {', '.join(stopped)} (libvirt)"):
+            virt.start_networks(lab.owned.networks)
+            virt.start_domains(stopped)
+    return to_create
+
+
 def up(name: str | None = None, *, nodes: int | None = None, box: str | None = None,
        memory: int | None = None, progress: Progress | None = None) -> Lab:
     progress = progress or Progress()
@@ -384,16 +416,18 @@ def up(name: str | None = None, *, nodes: int | None = None, box: str | None = N
     vagrant_error: list[BaseException] = []
     vagrant_failed = threading.Event()
 
+    to_create = _prepare_domains(lab, states, progress)
+
     def run_vagrant() -> None:
         try:
-            vg.up(lab)
+            vg.up(lab, to_create)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             vagrant_error.append(exc)
             vagrant_failed.set()
 
     vthread = None
-    if not all(s == "running" for s in states.values()):
-        progress.say("lab", f"vagrant up {' '.join(lab.node_names)} (parallel; log: {lab.log_file})")
+    if to_create:
+        progress.say("lab", f"vagrant up {' '.join(to_create)} (parallel; log: {lab.log_file})")
         vthread = threading.Thread(target=run_vagrant, daemon=True)
         vthread.start()
     try:

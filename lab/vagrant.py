@@ -12,7 +12,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -203,9 +203,21 @@ def _vagrant(lab: Lab, what: str, timeout: float, call: Callable[[Any], T]) -> T
         raise _timed_out(lab, what, timeout) from None
 
 
-def up(lab: Lab) -> None:
-    """vagrant up of every node, in parallel (vagrant-libvirt supports it), no provisioners."""
-    _vagrant(lab, "up", UP_TIMEOUT, lambda c: c.up(no_provision=True, provider="libvirt"))
+def up(lab: Lab, names: Sequence[str] | None = None) -> None:
+    """vagrant up of the named nodes (default: every node), in parallel (vagrant-libvirt supports
+    it), no provisioners. python-vagrant's up() takes one machine name at most, so the command is
+    built here the same way (`vagrant up NAME... --no-provision --provider=libvirt`)."""
+    if names is None:
+        _vagrant(lab, "up", UP_TIMEOUT, lambda c: c.up(no_provision=True, provider="libvirt"))
+        return
+    args: list[str | None] = ["up", *names, "--no-provision", "--provider=libvirt"]
+    _vagrant(lab, "up", UP_TIMEOUT, lambda c: c._call_vagrant_command(args))
+
+
+def machine_id_file(lab: Lab, node: str) -> Path:
+    """Where vagrant-libvirt keeps a machine's domain UUID: without it vagrant does not know the
+    domain is its own and would try to create it again."""
+    return lab.dir / ".vagrant" / "machines" / node / "libvirt" / "id"
 
 
 def halt(lab: Lab) -> None:

@@ -255,6 +255,25 @@ def destroy_domains(names: Sequence[str]) -> None:
     _each(names, act)
 
 
+def start_networks(names: Sequence[str]) -> None:
+    """Start the named networks that exist but are inactive (after a host reboot, say)."""
+    libvirt = _libvirt()
+    conn = connect()
+    try:
+        for name in names:
+            try:
+                net = conn.networkLookupByName(name)
+            except libvirt.libvirtError:
+                continue
+            if not net.isActive():
+                try:
+                    net.create()
+                except libvirt.libvirtError as exc:
+                    raise VirtError(f"cannot start network {name}: {exc}") from None
+    finally:
+        conn.close()
+
+
 def start_domains(names: Sequence[str]) -> None:
     def act(_conn, dom) -> None:  # noqa: ANN001
         if not dom.isActive():
