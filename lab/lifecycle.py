@@ -33,7 +33,7 @@ from lab.ssh import NodeAddress, SSHNode
 DEFAULT_NODES = 2
 DEFAULT_MEMORY = 768
 DEFAULT_CPUS = 1
-BOOT_TIMEOUT = 600.0
+BOOT_TIMEOUT = float(vg.BOOT_TIMEOUT)
 SNAP_INSTALLED = "installed"
 SNAP_CLUSTER = "cluster"
 

@@ -25,7 +25,10 @@ from lab.paths import project_root
 from lab.runner import run_local
 
 T = TypeVar("T")
-BOOT_TIMEOUT = 600
+# From `vagrant up` to a node's first SSH answer. Measured under software emulation on a 2-core
+# host: 200-500 s, and beyond 500 s while the host was busy: 20 minutes tells a stuck boot from a
+# slow one (the wait reports every minute how long it may still take).
+BOOT_TIMEOUT = 1200
 # How long each vagrant command may run before it is stopped with everything it started: up
 # creates and boots every node (minutes under software emulation), halt waits for shutdowns.
 UP_TIMEOUT = 3 * BOOT_TIMEOUT
