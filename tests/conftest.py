@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,12 @@ def start_state(exercise_id: str, tmp_path: Path) -> OfflineCluster:
 
 def failed_checks(report: Report) -> list[str]:
     return [o.id for o in report.outcomes if o.passed is False]
+
+
+@pytest.fixture(scope="session")
+def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The 2-node VM lab of the default run, brought up once for every `vm` test module
+    (tests/test_vm_e2e.py, tests/test_vm_grade.py) and destroyed at the end."""
+    from tests.test_vm_e2e import running_lab
+
+    yield from running_lab(tmp_path_factory, nodes=2)

@@ -86,9 +86,6 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterato
         assert leftovers() == []
 
 
-@pytest.fixture(scope="module")
-def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    yield from running_lab(tmp_path_factory, nodes=2)
 
 
 def _password() -> str:

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_vm_e2e import LAB, lab, live_lab  # noqa: F401 - live_lab is the module's fixture
+from tests.test_vm_e2e import LAB, lab
 
 pytestmark = pytest.mark.vm
 
 EXERCISES = ("resource-create", "resource-update")
 
 
-def test_grade_live_lab_as_two_students_and_one_evidence_student(live_lab: None, tmp_path: Path) -> None:  # noqa: F811
+def test_grade_live_lab_as_two_students_and_one_evidence_student(live_lab: None, tmp_path: Path) -> None:
     from lab.labstate import SSH_USER, Lab
 
     for step in (("start", "resource-create"), ("solve", "resource-create")):
