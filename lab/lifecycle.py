@@ -367,15 +367,19 @@ def _prepare_domains(lab: Lab, states: dict[str, str], progress: Progress) -> li
     vagrant only creates domains here. Starting an existing one through `vagrant up` makes
     vagrant-libvirt compare and redefine its XML, which failed after an interrupted run under
     software emulation ("CPU vendor specified without CPU model", the live host-model CPU written
-    back). A domain vagrant has no machine id for is the remains of an interrupted create: it and
+    back). A domain that vagrant has no machine id for, or without a NIC on each of the lab's
+    networks (vagrant-libvirt adds them after defining the domain: a run stopped in between left
+    domains that booted with no network at all), is the remains of an interrupted create: it and
     its disk are removed (by their exact names) and made again.
     """
     to_create = []
     stopped = []
+    networks = set(lab.owned.networks)
     for node in lab.node_names:
         domain = lab.domain_name(node)
         state = states.get(domain, "absent")
-        if state != "absent" and not vg.machine_id_file(lab, node).is_file():
+        if state != "absent" and (not vg.machine_id_file(lab, node).is_file()
+                                  or not networks <= (virt.domain_networks(domain) or set())):
             progress.say(node, f"{domain} was left half-made by an interrupted run: made again")
             virt.remove_owned(Owned(domains=(domain,), volumes=(f"{domain}.img",), networks=(),
                                     snapshots=lab.owned.snapshots, pool=lab.owned.pool))

@@ -255,6 +255,21 @@ def destroy_domains(names: Sequence[str]) -> None:
     _each(names, act)
 
 
+def domain_networks(name: str) -> set[str] | None:
+    """The libvirt networks the domain's persistent definition plugs a NIC into (None: no domain)."""
+    conn = connect()
+    try:
+        dom = _domain(conn, name)
+        if dom is None:
+            return None
+        import defusedxml.ElementTree as SafeET
+
+        root = SafeET.fromstring(dom.XMLDesc(_libvirt().VIR_DOMAIN_XML_INACTIVE))
+        return {src.get("network", "") for src in root.findall("devices/interface/source")} - {""}
+    finally:
+        conn.close()
+
+
 def start_networks(names: Sequence[str]) -> None:
     """Start the named networks that exist but are inactive (after a host reboot, say)."""
     libvirt = _libvirt()

@@ -20,27 +20,46 @@ from tests.test_labstate import existing, good_state, home, make_objects, shared
 pytest.importorskip("libvirt")
 
 
+def plug_nics(conn, lab: Lab, nodes: tuple[str, ...]) -> None:  # noqa: ANN001
+    """Give the domains of NODES a NIC on each of the lab's networks, as vagrant-libvirt's create
+    finishes (make_objects defines bare domains, as a create stopped half-way leaves them)."""
+    for node in nodes:
+        xml = conn.lookupByName(lab.domain_name(node)).XMLDesc(2)  # the persistent definition
+        nics = "".join(f"<interface type='network'><source network='{net}'/></interface>"
+                       for net in lab.owned.networks)
+        if "<devices>" in xml:
+            xml = xml.replace("<devices>", "<devices>" + nics, 1)
+        else:
+            xml = xml.replace("</domain>", f"<devices>{nics}</devices></domain>")
+        conn.defineXML(xml)
+
+
 def test_rerun_starts_stopped_domains_and_remakes_half_made_ones(home: Path, shared_libvirt) -> None:  # noqa: ANN001, F811
     conn = shared_libvirt
-    make_objects(conn, "a", 3, 50)
-    write_state(home, "a", good_state("a", nodes=3))
+    make_objects(conn, "a", 4, 50)
+    write_state(home, "a", good_state("a", nodes=4))
     lab = Lab.load("a")
     # node1: made by vagrant, then stopped (a halted lab, or a killed run before its start);
     # node2: running and vagrant's; node3: running, but vagrant never recorded it (killed mid-create).
+    # node4: vagrant's (machine id) but stopped before it added the NICs: booted without network.
     conn.lookupByName("flab-a-node1").destroy()
-    for node in ("node1", "node2"):
+    for node in ("node1", "node2", "node4"):
         vg.machine_id_file(lab, node).parent.mkdir(parents=True)
         vg.machine_id_file(lab, node).write_text("uuid")
+    plug_nics(conn, lab, ("node1", "node2", "node3"))
     states = virt.domain_states(lab.owned.domains)
-    assert states == {"flab-a-node1": "shutoff", "flab-a-node2": "running", "flab-a-node3": "running"}
+    assert states == {"flab-a-node1": "shutoff", "flab-a-node2": "running", "flab-a-node3": "running",
+                      "flab-a-node4": "running"}
 
     to_create = lifecycle._prepare_domains(lab, states, Progress(quiet=True))
 
-    assert to_create == ["node3"]
+    assert to_create == ["node3", "node4"]
     assert virt.domain_states(lab.owned.domains) == {"flab-a-node1": "running", "flab-a-node2": "running",
-                                                      "flab-a-node3": "absent"}
+                                                      "flab-a-node3": "absent", "flab-a-node4": "absent"}
     left = existing(conn)
-    assert "default/flab-a-node3.img" not in left and "default/flab-a-node2.img" in left
+    assert "default/flab-a-node3.img" not in left and "default/flab-a-node4.img" not in left
+    assert "default/flab-a-node2.img" in left
+    assert not vg.machine_id_file(lab, "node4").exists()
     assert {"flab-a-mgmt", "flab-a-priv"} <= left
 
 
@@ -61,6 +80,7 @@ def test_inactive_networks_are_started_before_the_domains(home: Path, shared_lib
         conn.networkLookupByName(name).destroy()
     vg.machine_id_file(lab, "node1").parent.mkdir(parents=True)
     vg.machine_id_file(lab, "node1").write_text("uuid")
+    plug_nics(conn, lab, ("node1",))
     assert lifecycle._prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == []
     assert all(conn.networkLookupByName(n).isActive() for n in lab.owned.networks)
     assert conn.lookupByName("flab-a-node1").isActive()
