@@ -208,7 +208,7 @@ def status_from_crm_mon(result: CommandResult, where: str) -> Status:
     """crm_mon's view, or InputError with crm_mon's own message: its exit status, its
     <status code> and its <errors> are all read (an error result is no empty cluster)."""
     text = result.stdout.strip()
-    if result.returncode == 124:
+    if result.returncode in _TIMED_OUT:
         raise InputError(f"crm_mon on {where} timed out")
     if not text.startswith("<"):
         raise InputError(f"crm_mon cannot read {where} (exit {result.returncode}): "

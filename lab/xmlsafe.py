@@ -25,7 +25,7 @@ from lab.errors import InputError
 # The CIB of a large production cluster (hundreds of resources, a long status history) is a
 # few MiB, and pacemaker itself passes the whole CIB in one (compressed) IPC message; 16 MiB
 # leaves room for several times that while bounding what a hostile input costs to parse
-# (about 10x its size in memory as an element tree).
+# (an element tree takes several times the text's size in memory).
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 # libxml2, which pacemaker parses with, refuses documents nested deeper than 256 levels
 # (xmlParserMaxDepth without XML_PARSE_HUGE), so deeper XML is no CIB pacemaker could act on;
