@@ -378,13 +378,19 @@ def _prepare_domains(lab: Lab, states: dict[str, str], progress: Progress) -> li
     for node in lab.node_names:
         domain = lab.domain_name(node)
         state = states.get(domain, "absent")
+        half_made = Owned(domains=(domain,), volumes=(f"{domain}.img",), networks=(),
+                          snapshots=lab.owned.snapshots, pool=lab.owned.pool)
         if state != "absent" and (not vg.machine_id_file(lab, node).is_file()
                                   or not networks <= (virt.domain_networks(domain) or set())):
             progress.say(node, f"{domain} was left half-made by an interrupted run: made again")
-            virt.remove_owned(Owned(domains=(domain,), volumes=(f"{domain}.img",), networks=(),
-                                    snapshots=lab.owned.snapshots, pool=lab.owned.pool))
+            virt.remove_owned(half_made)
             state = "absent"
         if state == "absent":
+            # A disk without its domain (a create stopped before the define): vagrant-libvirt
+            # refuses to go on ("Volume for domain is already created").
+            removed, _ = virt.remove_owned(half_made)
+            if removed.volumes:
+                progress.say(node, f"removed {', '.join(removed.volumes)} left without its domain")
             with contextlib.suppress(FileNotFoundError):
                 vg.machine_id_file(lab, node).unlink()
             to_create.append(node)

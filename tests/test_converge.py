@@ -70,6 +70,18 @@ def test_a_fresh_lab_creates_every_node(home: Path, shared_libvirt) -> None:  # 
     assert lifecycle._prepare_domains(lab, states, Progress(quiet=True)) == ["node1", "node2"]
 
 
+def test_a_disk_left_without_its_domain_is_removed(home: Path, shared_libvirt) -> None:  # noqa: ANN001, F811
+    conn = shared_libvirt
+    pool = conn.storagePoolLookupByName("default")
+    pool.createXML("<volume><name>flab-a-node2.img</name><capacity>1024</capacity></volume>", 0)
+    pool.createXML("<volume><name>flab-a-b-node2.img</name><capacity>1024</capacity></volume>", 0)
+    write_state(home, "a", good_state("a", nodes=2))
+    lab = Lab.load("a")
+    assert lifecycle._prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == [
+        "node1", "node2"]
+    assert set(pool.listVolumes()) == {"flab-a-b-node2.img"}  # another lab's disk stays
+
+
 def test_inactive_networks_are_started_before_the_domains(home: Path, shared_libvirt) -> None:  # noqa: ANN001, F811
     conn = shared_libvirt
     make_objects(conn, "a", 1, 60)

@@ -24,7 +24,7 @@ import pytest
 
 from lab.paths import project_root
 
-pytestmark = pytest.mark.slowhost
+pytestmark = [pytest.mark.vm, pytest.mark.slowhost]
 
 LAB = "slow"
 PREFIX = f"flab-{LAB}-"
