@@ -39,6 +39,50 @@ class StartState:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A value drawn per exam seed: a resource id, an interval, a score, a node, an attribute value.
+
+    Choices are a closed list: a drawn value goes into shell commands, so it is never free text.
+    kind "node" names a lab node (node1..): it is written {nodeK} in commands, nodeK elsewhere.
+    """
+
+    name: str
+    default: str | int
+    choices: tuple[str | int, ...]
+    kind: str = "value"
+
+
+@dataclass(frozen=True)
+class Touches:
+    """What a task changes or depends on; two exam tasks never share any of it ("*" = all of a kind).
+
+    nodes may say "first"/"last" (the lab's first/last node)."""
+
+    resources: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    daemons: tuple[str, ...] = ()
+    corosync: bool = False
+    fixtures: tuple[str, ...] = ()
+
+    def sets(self, nodes: Sequence[str] = ("node1", "node2")) -> dict[str, frozenset[str]]:
+        """The touched objects by kind, with first/last resolved for a lab of these nodes."""
+        alias = {"first": nodes[0], "last": nodes[-1]}
+        return {"resources": frozenset(self.resources),
+                "nodes": frozenset(alias.get(n, n) for n in self.nodes),
+                "properties": frozenset(self.properties), "daemons": frozenset(self.daemons),
+                "corosync": frozenset({"corosync.conf"} if self.corosync else ()),
+                "fixtures": frozenset(self.fixtures)}
+
+    def conflicts(self, other: Touches, nodes: Sequence[str] = ("node1", "node2")) -> list[str]:
+        """Kinds in which both touch the same object (or one touches all of a kind the other uses)."""
+        mine, theirs = self.sets(nodes), other.sets(nodes)
+        return [kind for kind in mine
+                if (mine[kind] & theirs[kind]) or ("*" in mine[kind] and theirs[kind])
+                or ("*" in theirs[kind] and mine[kind])]
+
+
+@dataclass(frozen=True)
 class Exercise:
     id: str
     title: str
@@ -55,6 +99,27 @@ class Exercise:
     # pcs 0.10.x only, where 0.11 changed a syntax (e.g. sbd's --device= became device=).
     solution_pcs010: tuple[str, ...] | None = None
     path: Path = field(default=Path())
+    touches: Touches = field(default=Touches())
+    # Must the task's effect survive a reboot (the exam's persistence phase)? False: runtime-only.
+    persistent: bool = True
+    params: tuple[Param, ...] = ()
+    param_values: dict[str, str | int] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def with_params(self, values: dict[str, Any]) -> Exercise:
+        """The exercise with these parameter values (the rest default); each must be a choice."""
+        declared = {p.name: p for p in self.params}
+        unknown = sorted(set(values) - set(declared))
+        if unknown:
+            raise UsageError(f"{self.id}: unknown parameter '{unknown[0]}' "
+                             f"(parameters: {', '.join(declared) or 'none'})")
+        chosen = {p.name: p.default for p in self.params}
+        for name, value in values.items():
+            if value not in declared[name].choices:
+                raise UsageError(f"{self.id}: parameter '{name}' = {value!r} is not one of "
+                                 f"{', '.join(map(str, declared[name].choices))}")
+            chosen[name] = value
+        return _parse_rendered(self.raw, self.path, self.params, chosen)
 
     @property
     def max_score(self) -> int:
@@ -131,14 +196,109 @@ def _strings(data: dict, key: str, where: str, required: bool = True) -> tuple[s
 
 
 _TOP_KEYS = {"id", "title", "objective", "task", "hints", "start", "solution", "checks",
-             "live_only", "notes"}
+             "live_only", "notes", "touches", "persistent", "params"}
+_PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A drawn value lands in shell commands and CIB ids: a short plain token, nothing a shell reads.
+_PARAM_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$")
+_NODE_VALUE = re.compile(r"^node[1-5]$")
+_TOUCH_KEYS = ("resources", "nodes", "properties", "daemons", "corosync", "fixtures")
+# Values of these hold commands: a node parameter is written {nodeK} there (filled per lab).
+_COMMAND_KEYS = {"commands", "pcs", "pcs09", "pcs010", "crmsh"}
+
+
+def _reserved_names() -> set[str]:
+    return set(command_context(["node1"])) | {f"node{i}" for i in range(1, 6)}
+
+
+def parse_params(data: dict, where: str) -> tuple[Param, ...]:
+    """[params.NAME] tables: default, choices, optional kind (value|node)."""
+    raw = data.get("params", {})
+    if not isinstance(raw, dict):
+        raise ExerciseSchemaError(f"{where}: field 'params' must be a table of [params.NAME] tables")
+    out = []
+    for name, spec in raw.items():
+        pwhere = f"{where} [params.{name}]"
+        if not _PARAM_NAME.match(name) or name in _reserved_names():
+            raise ExerciseSchemaError(f"{pwhere}: a parameter name is lowercase letters, digits and _ and "
+                                      "not a command placeholder (node1, nodes, vip_ip, ...)")
+        if not isinstance(spec, dict):
+            raise ExerciseSchemaError(f"{pwhere}: must be a table with default and choices")
+        extra = sorted(set(spec) - {"default", "choices", "kind"})
+        if extra:
+            raise ExerciseSchemaError(f"{pwhere}: unknown field '{extra[0]}'")
+        kind = spec.get("kind", "value")
+        if kind not in ("value", "node"):
+            raise ExerciseSchemaError(f"{pwhere}: field 'kind' must be value or node")
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or len(choices) < 2:
+            raise ExerciseSchemaError(f"{pwhere}: field 'choices' must list at least two values")
+        pattern = _NODE_VALUE if kind == "node" else _PARAM_VALUE
+        for value in choices:
+            if isinstance(value, bool) or not isinstance(value, (str, int)) or not pattern.match(str(value)):
+                raise ExerciseSchemaError(f"{pwhere}: choice {value!r} is not a plain token "
+                                          f"({'node1..node5' if kind == 'node' else 'letters, digits, _.:-'})")
+        if len(set(map(str, choices))) != len(choices):
+            raise ExerciseSchemaError(f"{pwhere}: field 'choices' lists a value twice")
+        if "default" not in spec or spec["default"] not in choices:
+            raise ExerciseSchemaError(f"{pwhere}: field 'default' must be one of the choices")
+        out.append(Param(name, spec["default"], tuple(choices), kind))
+    return tuple(out)
+
+
+def _fill(value: Any, params: dict[str, Param], values: dict[str, Any], in_command: bool) -> Any:
+    """Put parameter values into every string of value (a value is always written as text)."""
+    if isinstance(value, dict):
+        return {k: _fill(v, params, values, in_command or k in _COMMAND_KEYS) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, params, values, in_command) for v in value]
+    if not isinstance(value, str) or not params:
+        return value
+
+    def shown(name: str) -> str:
+        text = str(values[name])
+        return "{" + text + "}" if in_command and params[name].kind == "node" else text
+
+    names = "|".join(re.escape(n) for n in params)
+    return re.sub(r"(?<!\{)\{(" + names + r")\}(?!\})", lambda m: shown(m.group(1)), value)
+
+
+def _touches(data: dict, where: str, fixtures: tuple[str, ...]) -> Touches:
+    raw = data.get("touches", {})
+    if not isinstance(raw, dict):
+        raise ExerciseSchemaError(f"{where}: field 'touches' must be a table ({', '.join(_TOUCH_KEYS)})")
+    extra = sorted(set(raw) - set(_TOUCH_KEYS))
+    if extra:
+        raise ExerciseSchemaError(f"{where} [touches]: unknown field '{extra[0]}' (fields: {', '.join(_TOUCH_KEYS)})")
+    corosync = raw.get("corosync", False)
+    if not isinstance(corosync, bool):
+        raise ExerciseSchemaError(f"{where} [touches]: field 'corosync' must be true or false")
+    lists = {k: _strings(raw, k, f"{where} [touches]", False) for k in _TOUCH_KEYS if k != "corosync"}
+    # The host-side fixtures a start state uses are touched whether declared or not.
+    lists["fixtures"] = tuple(dict.fromkeys(lists["fixtures"] + fixtures))
+    return Touches(corosync=corosync, **lists)
 
 
 def parse_exercise(data: dict, path: Path) -> Exercise:
-    """Validate one exercise's data against the schema; raise ExerciseSchemaError."""
+    """Validate one exercise's data against the schema; raise ExerciseSchemaError.
+
+    Parameters take their defaults; Exercise.with_params renders other values."""
+    where = path.name
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ExerciseSchemaError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    params = parse_params(data, where)
+    return _parse_rendered(data, path, params, {p.name: p.default for p in params})
+
+
+def _parse_rendered(data: dict, path: Path, params: tuple[Param, ...],
+                    values: dict[str, Any]) -> Exercise:
     from checks import get_check
 
     where = path.name
+    source, declared = data, params
+    by_name = {p.name: p for p in params}
+    data = {k: (v if k in ("id", "params", "objective") else _fill(v, by_name, values, False))
+            for k, v in data.items()}
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ExerciseSchemaError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -200,6 +360,10 @@ def parse_exercise(data: dict, path: Path) -> Exercise:
     live_only = data.get("live_only", False)
     if not isinstance(live_only, bool):
         raise ExerciseSchemaError(f"{where}: live_only must be true or false")
+    persistent = data.get("persistent", True)
+    if not isinstance(persistent, bool):
+        raise ExerciseSchemaError(f"{where}: field 'persistent' must be true or false")
+    touches = _touches(data, where, fixtures)
     return Exercise(
         id=ex_id,
         title=_require(data, "title", str, where),
@@ -215,6 +379,11 @@ def parse_exercise(data: dict, path: Path) -> Exercise:
         live_only=live_only,
         notes=data.get("notes", ""),
         path=path,
+        touches=touches,
+        persistent=persistent,
+        params=declared,
+        param_values=dict(values),
+        raw=source,
     )
 
 
