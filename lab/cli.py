@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solution", action="store_true", help="show the reference solutions")
     p.add_argument("--pcs-version", help="pcs version to write commands for "
                    "(default: the lab's, else the local pcs, else 0.10+)")
+    p.add_argument("--practice", action="store_true", help="during an exam: show hints anyway (marks it practice)")
 
     p = sub.add_parser("check", help="grade an exercise on the lab, on given nodes, or on a saved CIB")
     p.add_argument("exercise")
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--yes", action="store_true",
                    help="with --node: allow checks that fence or reboot those machines")
+    p.add_argument("--practice", action="store_true", help="during an exam: check anyway (marks it practice)")
 
     p = sub.add_parser("report", help="grade many labs at once from a roster (instructors)")
     p.add_argument("exercise")
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lab import cli_vm
 
     cli_vm.add_commands(sub)
+    from lab import cli_exam
+
+    cli_exam.add_commands(sub)
     return parser
 
 
@@ -229,9 +234,10 @@ def _main(argv: list[str] | None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        from lab import cli_vm
+        from lab import cli_exam, cli_vm
 
-        handler = COMMANDS.get(args.command) or cli_vm.COMMANDS[args.command]
+        cli_exam.enforce(args)  # during an exam: its warnings, and no aids without --practice
+        handler = COMMANDS.get(args.command) or cli_vm.COMMANDS.get(args.command) or cli_exam.COMMANDS[args.command]
         return handler(args)
     except LabError as exc:
         print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)

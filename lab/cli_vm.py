@@ -26,6 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("exercise")
     p.add_argument("--tool", choices=("pcs", "crmsh"), default="pcs",
                    help="which reference solution to apply (default pcs)")
+    p.add_argument("--practice", action="store_true", help="during an exam: solve anyway (marks it practice)")
     sub.add_parser("halt", help="shut the lab's VMs down (snapshots are kept)")
     p = sub.add_parser("destroy", help="remove the lab: VMs, volumes, networks, snapshots, folder")
     p.add_argument("--force", metavar="NAME",
@@ -90,8 +91,10 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    from lab import lifecycle
+    from lab import exam_run, lifecycle
+    from lab.labstate import Lab, current_name
 
+    exam_run.end_watcher(Lab(args.force or current_name()).dir)  # the exam's deadline watcher ends too
     if args.force is not None:
         lifecycle.destroy(args.force, force=True)
     else:

@@ -1,0 +1,97 @@
+"""`lab exam plan`: the draw is a function of the seed, stratified, and never combines tasks
+that touch the same objects; the combined start state leaves every CIB-judged task red."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import exam
+from lab.errors import UsageError
+from lab.exercises import load_all
+from lab.facts import facts_from_cib_file
+from lab.grading import grade
+from lab.offline import OfflineCluster
+
+SEEDS = range(1, 121)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> list:
+    return load_all()
+
+
+def test_same_seed_same_plan(catalogue: list) -> None:
+    for seed in SEEDS:
+        first, again = exam.draw_plan(seed, catalogue=catalogue), exam.draw_plan(seed, catalogue=catalogue)
+        assert first.to_json() == again.to_json()
+
+
+def test_different_seeds_give_different_tasks_or_parameters(catalogue: list) -> None:
+    plans = {json.dumps([t.to_json() for t in exam.draw_plan(seed, catalogue=catalogue).tasks]) for seed in SEEDS}
+    assert len(plans) == len(SEEDS)
+    a, b = exam.draw_plan(1, catalogue=catalogue), exam.draw_plan(2, catalogue=catalogue)
+    assert [t.to_json() for t in a.tasks] != [t.to_json() for t in b.tasks]
+
+
+def test_eight_tasks_cover_five_objectives_and_never_conflict(catalogue: list) -> None:
+    for seed in SEEDS:
+        plan = exam.draw_plan(seed, 8, catalogue=catalogue)
+        assert len(plan.tasks) == 8
+        assert len({t.objective for t in plan.tasks}) >= 5, seed
+        exercises = plan.exercises()
+        assert exam.conflicts(exercises) == [], seed
+        assert len({e.id for e in exercises}) == 8
+        assert all(exam.exam_eligible(e) is None for e in exercises)
+
+
+def test_parameters_are_drawn(catalogue: list) -> None:
+    drawn = [t.params for seed in SEEDS for t in exam.draw_plan(seed, catalogue=catalogue).tasks if t.params]
+    assert drawn and len({json.dumps(p, sort_keys=True) for p in drawn}) > 10
+
+
+def test_plan_json_shape_and_round_trip(catalogue: list) -> None:
+    plan = exam.draw_plan(42, 5, catalogue=catalogue)
+    doc = plan.to_json()
+    assert doc["seed"] == 42 and len(doc["tasks"]) == 5
+    assert set(doc["tasks"][0]) == {"exercise", "objective", "weight", "params", "persistent"}
+    assert doc["catalogue"]["hash"].startswith("sha256:") and doc["catalogue"]["version"]
+    assert exam.plan_from_json(doc, "plan").to_json() == doc
+
+
+def test_too_many_tasks_is_one_line(catalogue: list) -> None:
+    with pytest.raises(UsageError, match="--tasks must be"):
+        exam.draw_plan(1, 0, catalogue=catalogue)
+    with pytest.raises(UsageError, match="fit together"):
+        exam.draw_plan(1, 16, catalogue=catalogue)
+
+
+def test_cli_plan_prints_the_seed_and_json(tmp_path: Path) -> None:
+    env = dict(os.environ, LAB_HOME=str(tmp_path))
+    run = subprocess.run([sys.executable, "-m", "lab.cli", "exam", "plan", "--seed", "9", "--tasks", "4",
+                          "--format", "json"], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["seed"] == 9 and len(doc["tasks"]) == 4
+    text = subprocess.run([sys.executable, "-m", "lab.cli", "exam", "plan"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert text.returncode == 0 and "seed" in text.stdout
+    bad = subprocess.run([sys.executable, "-m", "lab.cli", "exam", "plan", "--tasks", "99"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: ") and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("seed", (1, 5, 17))
+def test_combined_start_leaves_every_cib_task_red(seed: int, tmp_path: Path, catalogue: list) -> None:
+    exercises = [e for e in exam.draw_plan(seed, 8, catalogue=catalogue).exercises() if not e.live_only]
+    cluster = OfflineCluster.empty(tmp_path / "exam.xml")
+    cluster.run_all(exam.combined_start(exercises).commands)
+    cluster.simulate()
+    facts = facts_from_cib_file(cluster.path)
+    green = [e.id for e in exercises if grade(e, facts).passed]
+    assert green == [], (seed, green)
