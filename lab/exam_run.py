@@ -212,9 +212,14 @@ def watch() -> int:
         left = state.seconds_left()
         if left <= 0:
             print(f"{time.ctime()}: deadline passed, submitting", flush=True)
-            key = _key(state)
-            submit(key=key, by_watcher=True)
-            return 0
+            for _attempt in range(30):  # a lab command may hold the lab's lock: wait for it
+                try:
+                    submit(key=_key(state), by_watcher=True)
+                    return 0
+                except LabError as exc:
+                    print(f"{time.ctime()}: submit failed, retrying: {exc}", flush=True)
+                    time.sleep(10)
+            return 1
         time.sleep(min(max(left, 0.5), 20.0))
 
 
