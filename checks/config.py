@@ -6,6 +6,7 @@ durations in any notation (60, 60s, 1min, PT1M, 60000ms), scores as numbers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from checks import Verdict, check, fail, missing, ok
@@ -15,6 +16,7 @@ from lab.durations import format_ms, parse_ms
 from lab.facts import Facts
 from lab.scores import is_true, parse_score
 from lab.simulation import FAR_FUTURE, Scenario, simulate
+from lab.status import Status
 from lab.xmlsafe import parse_untrusted
 
 WHEN = (("now", None), ("in 2099", FAR_FUTURE))
@@ -54,15 +56,17 @@ def _bootstrap_first(sets: tuple[NVSet, ...]) -> list[NVSet]:
     return sorted(ordered, key=lambda s: s.id != "cib-bootstrap-options")
 
 
-def effective_property(facts: Facts, name: str) -> str | None:
-    """The value pacemaker uses: crm_mon's cluster options, ACLs by effect, else the sets' order."""
-    options = facts.status.cluster_options
+def effective_property(facts: Facts, name: str, text: str | None = None) -> str | None:
+    """The value pacemaker uses (on the CIB `text`, default the gathered one): crm_mon's
+    cluster options, enable-acl by the CIB manager's effect, else the sets' order."""
+    cib_xml = facts.cib_xml if text is None else text
+    options = facts.status.cluster_options if text is None else pacemaker.cluster_options(text)
     if name in options:  # crm_mon reports what the scheduler unpacked
         return options[name]
-    if name == "enable-acl" and facts.cib_xml:
-        # cib_acl_enabled() reads the option with the scheduler's precedence; a user with no
+    if name == "enable-acl" and cib_xml:
+        # cib_acl_enabled() reads the option with the CIB manager's precedence; a user with no
         # ACL entry is refused reading exactly when ACLs are enabled.
-        return "false" if pacemaker.read_as(facts.cib_xml, "lab-acl-nobody") is not None else "true"
+        return "false" if pacemaker.read_as(cib_xml, "lab-acl-nobody") is not None else "true"
     for nvset in _bootstrap_first(facts.cib.cluster_property_sets):
         if nvset.rule is None and name in nvset.values:
             return nvset.values[name]
@@ -71,7 +75,8 @@ def effective_property(facts: Facts, name: str) -> str | None:
 
 @check("cluster_property")
 def cluster_property(facts: Facts, name: str, value: str) -> Verdict:
-    """The cluster property in effect (as pacemaker reads several sets) has this value."""
+    """The cluster property in effect (as pacemaker reads several sets) has this value, now and
+    at a date after every date rule has run out (a value that expires is no setting)."""
     found = effective_property(facts, name)
     if not same_value(found, value):
         shown = found if found is not None else "not set"
@@ -79,6 +84,11 @@ def cluster_property(facts: Facts, name: str, value: str) -> Verdict:
                  (v.lower() for k, v in s.values.items() if k == name)]
         hint = f" (set to {value} in {', '.join(where)}, which pacemaker does not use)" if where else ""
         return fail(f"cluster property {name} is {shown} in effect, expected {value}{hint}")
+    for when, text in pacemaker.later_views(facts.cib_xml):
+        later = effective_property(facts, name, text)
+        if not same_value(later, value):
+            return fail(f"cluster property {name} is {found} now but {later or 'not set'} {when}: "
+                        f"a date rule limits it")
     return ok(f"cluster property {name}={found}")
 
 
@@ -117,16 +127,18 @@ def no_quorum_freezes(facts: Facts) -> Verdict:
 @check("rsc_default")
 def rsc_default(facts: Facts, name: str, value: str) -> Verdict:
     """Every resource that sets nothing itself gets this value (a resource default), as
-    crm_resource computes it for new probe primitives of two classes (rules, several sets)."""
+    crm_resource computes it for new probe primitives of two classes (rules, several sets),
+    now and after every date rule has run out."""
     text, _nodes = _with_probes(facts)
-    for probe in PROBE_RESOURCES:
-        found = pacemaker.meta_value(text, probe, name)
-        if not same_value(found, value):
-            own = [r.id for r in facts.cib.resources.values() if name in r.meta]
-            hint = f" (set on {', '.join(own)} only: that is not a default)" if own else ""
-            return fail(f"a resource that sets nothing itself gets {name}="
-                        f"{found if found is not None else 'unset'}, expected {value}{hint}")
-    return ok(f"resource default {name}={value} applies to every resource")
+    for when, view in [("now", text), *pacemaker.later_views(text)]:
+        for probe in PROBE_RESOURCES:
+            found = pacemaker.meta_value(view, probe, name)
+            if not same_value(found, value):
+                own = [r.id for r in facts.cib.resources.values() if name in r.meta]
+                hint = f" (set on {', '.join(own)} only: that is not a default)" if own else ""
+                return fail(f"a resource that sets nothing itself gets {name}="
+                            f"{found if found is not None else 'unset'} {when}, expected {value}{hint}")
+    return ok(f"resource default {name}={value} applies to every resource, now and later")
 
 
 def _with_probes(facts: Facts) -> tuple[str, list[str]]:
@@ -148,16 +160,19 @@ def own_meta(cib: Cib, rsc_id: str, name: str) -> tuple[str | None, str | None]:
 @check("resource_meta")
 def resource_meta(facts: Facts, resource: str, name: str, value: str, kind: str = "auto") -> Verdict:
     """The value in effect for the resource (crm_resource: own sets, its group/clone, rules) is
-    `value`, and it is not a resource default (a new probe resource does not get it)."""
+    `value`, now and after every date rule has run out, and it is not a resource default
+    (a new probe resource does not get it)."""
     cib = facts.cib
     if resource not in cib.resources:
         return missing(cib, resource)
-    found = pacemaker.meta_value(facts.cib_xml, resource, name)
     shown = format_ms(parse_ms(value) or 0) if kind == "duration" else value
-    if found is None:
-        return fail(f"'{resource}' has no meta attribute {name} in effect")
-    if not same_value(found, value, kind):
-        return fail(f"'{resource}' has {name}={found} in effect, expected {shown}")
+    found = None
+    for when, view in [("now", facts.cib_xml), *pacemaker.later_views(facts.cib_xml)]:
+        found = pacemaker.meta_value(view, resource, name)
+        if found is None:
+            return fail(f"'{resource}' has no meta attribute {name} in effect {when}")
+        if not same_value(found, value, kind):
+            return fail(f"'{resource}' has {name}={found} in effect {when}, expected {shown}")
     text, _nodes = _with_probes(facts)
     if any(same_value(pacemaker.meta_value(text, p, name), value, kind) for p in PROBE_RESOURCES):
         return fail(f"{name}={found} is a resource default (every resource gets it), not set on '{resource}' itself")
@@ -268,26 +283,59 @@ def _clone_of(cib: Cib, resource: str) -> str | None:
     return next((a for a in cib.ancestors(resource) if cib.resources[a].kind in ("clone", "master")), None)
 
 
+def _later(facts: Facts, scenario: Scenario) -> Status | None:
+    """The status the scheduler reaches after every date rule and lifetime has run out
+    (crm_simulate -t), or None when nothing in the CIB depends on the date."""
+    if "date_expression" not in facts.cib_xml:
+        return None
+    return simulate(facts.cib_xml, replace(scenario, date=FAR_FUTURE)).status
+
+
+def _clone_instances(status: Status, resource: str) -> tuple[list[str], list[str]]:
+    """(online nodes not in standby, nodes running a healthy instance) in a status."""
+    online = sorted(n for n in status.online_nodes() if not status.nodes[n].standby)
+    running = [n for s in status.instances(resource) if s.running and not s.failed for n in s.nodes]
+    return online, sorted(running)
+
+
 @check("cloned_everywhere")
 def cloned_everywhere(facts: Facts, resource: str) -> Verdict:
-    """The resource is cloned and exactly one instance runs on every online node."""
+    """The resource is cloned and exactly one instance runs on every online node, now and
+    after every date rule has run out (a ban of the clone from 2030 on is no "every node")."""
     cib = facts.cib
     if resource not in cib.resources:
         return missing(cib, resource)
     clone = _clone_of(cib, resource)
     if clone is None:
         return fail(f"'{resource}' is not cloned")
-    online = sorted(n for n in facts.status.online_nodes() if not facts.status.nodes[n].standby)
-    running = [n for s in facts.status.instances(resource) if s.running and not s.failed for n in s.nodes]
-    if sorted(running) != online:
-        return fail(f"clone '{clone}' runs instances on {', '.join(sorted(running)) or 'no node'}; "
-                    f"expected one on each online node ({', '.join(online)})")
+    for when, status in (("", facts.status), (" in 2099", _later(facts, Scenario()))):
+        if status is None:
+            continue
+        online, running = _clone_instances(status, resource)
+        if running != online:
+            return fail(f"clone '{clone}' runs instances on {', '.join(running) or 'no node'}{when}; "
+                        f"expected one on each online node ({', '.join(online)})")
+    online = _clone_instances(facts.status, resource)[0]
     return ok(f"clone '{clone}' runs one instance of '{resource}' on each of {', '.join(online)}")
+
+
+def _promotion_verdict(status: Status, resource: str, when: str) -> Verdict:
+    online = sorted(n for n in status.online_nodes() if not status.nodes[n].standby)
+    roles = {n: s.role for s in status.instances(resource) if s.running for n in s.nodes}
+    promoted = sorted(n for n, r in roles.items() if r == "Promoted")
+    if len(promoted) != 1:
+        return fail(f"{len(promoted)} instances of '{resource}' are promoted{when}"
+                    + (f" ({', '.join(promoted)})" if promoted else "") + ", expected exactly one")
+    without = [n for n in online if roles.get(n) not in ("Promoted", "Unpromoted")]
+    if without:
+        return fail(f"no instance of '{resource}' runs on {', '.join(without)}{when}")
+    return ok(f"'{resource}' is promoted on {promoted[0]}, unpromoted on the other nodes")
 
 
 @check("promotable_one_promoted")
 def promotable_one_promoted(facts: Facts, resource: str) -> Verdict:
-    """A promotable clone with one instance Promoted and one Unpromoted on every other online node.
+    """A promotable clone with one instance Promoted and one Unpromoted on every other online
+    node, now and after every date rule has run out.
 
     On a saved CIB no agent has run, so no instance has a promotion score yet; the
     scheduler is asked with the score every instance's agent would set (master-<id>).
@@ -300,19 +348,14 @@ def promotable_one_promoted(facts: Facts, resource: str) -> Verdict:
         return fail(f"'{resource}' is not in a promotable clone")
     status = facts.status
     promoted = [n for s in status.instances(resource) if s.running and s.role == "Promoted" for n in s.nodes]
+    scored = Scenario(attributes={n: {f"master-{resource}": "10"} for n in cib.nodes})
     if not facts.live and not promoted:
-        scores = {n: {f"master-{resource}": "10"} for n in cib.nodes}
-        status = simulate(facts.cib_xml, Scenario(attributes=scores)).status
-    online = sorted(n for n in status.online_nodes() if not status.nodes[n].standby)
-    roles = {n: s.role for s in status.instances(resource) if s.running for n in s.nodes}
-    promoted = sorted(n for n, r in roles.items() if r == "Promoted")
-    if len(promoted) != 1:
-        return fail(f"{len(promoted)} instances of '{resource}' are promoted"
-                    + (f" ({', '.join(promoted)})" if promoted else "") + ", expected exactly one")
-    without = [n for n in online if roles.get(n) not in ("Promoted", "Unpromoted")]
-    if without:
-        return fail(f"no instance of '{resource}' runs on {', '.join(without)}")
-    return ok(f"'{resource}' is promoted on {promoted[0]}, unpromoted on the other nodes")
+        status = simulate(facts.cib_xml, scored).status
+    verdict = _promotion_verdict(status, resource, "")
+    later = _later(facts, scored)
+    if verdict.passed and later is not None:
+        verdict = _promotion_verdict(later, resource, " in 2099")
+    return verdict
 
 
 # --- ACLs ----------------------------------------------------------------------------

@@ -128,9 +128,11 @@ def runs_with(facts: Facts, resource: str, with_resource: str) -> Verdict:
         if rsc not in cib.resources:
             return missing(cib, rsc)
     nodes = list(cib.nodes)
+    # Every target-role is dropped (started=True): a disabled resource says nothing about where
+    # the constraint places it; whether the resources run is the running checks' business.
     # 1. with_resource cannot run: resource must not run either.
     banned = tuple((with_resource, n, "-INFINITY") for n in nodes)
-    sim = simulate(facts.cib_xml, Scenario(scores=banned))
+    sim = simulate(facts.cib_xml, Scenario(scores=banned, started=True))
     alone = _running(sim.status, resource)
     if alone:
         return fail(f"when '{with_resource}' cannot run anywhere, '{resource}' still runs on "
@@ -141,7 +143,7 @@ def runs_with(facts: Facts, resource: str, with_resource: str) -> Verdict:
         scores = tuple((with_resource, n, "-INFINITY") for n in nodes if n != target)
         if other is not None:
             scores += ((resource, other, "INFINITY"),)
-        sim = simulate(facts.cib_xml, Scenario(scores=scores))
+        sim = simulate(facts.cib_xml, Scenario(scores=scores, started=True))
         primary, dependent = _running(sim.status, with_resource), _running(sim.status, resource)
         if primary != [target] or dependent != [target]:
             return fail(f"with '{with_resource}' held on {target}, '{resource}' runs on "
@@ -161,11 +163,13 @@ def starts_after(facts: Facts, first: str, then: str) -> Verdict:
     for rsc in (first, then):
         if rsc not in cib.resources:
             return missing(cib, rsc)
-    current = sorted(set(facts.status.running_nodes(first)))
+    # Every target-role is dropped (started=True): a disabled resource says nothing about the
+    # order; whether the resources run is the running checks' business.
+    current = simulate(facts.cib_xml, Scenario(started=True)).running(first)
     if not current:
-        return fail(f"'{first}' is not running, so its order cannot be tried")
+        return fail(f"'{first}' cannot run anywhere, so its order cannot be tried")
     scores = tuple((first, n, "-INFINITY") for n in current)
-    sim = simulate(facts.cib_xml, Scenario(scores=scores), graph=True)
+    sim = simulate(facts.cib_xml, Scenario(scores=scores, started=True), graph=True)
     actions = sim.actions()
     inputs = {a[0]: a[3] for a in actions}
 
@@ -174,7 +178,7 @@ def starts_after(facts: Facts, first: str, then: str) -> Verdict:
 
     # 2. `first` cannot run anywhere: a mandatory order keeps `then` stopped (optional does not).
     banned = tuple((first, n, "-INFINITY") for n in cib.nodes)
-    without = _running(simulate(facts.cib_xml, Scenario(scores=banned)).status, then)
+    without = _running(simulate(facts.cib_xml, Scenario(scores=banned, started=True)).status, then)
     if without:
         return fail(f"when '{first}' cannot run, '{then}' still runs on {', '.join(without)}: "
                     f"no mandatory order '{first}' then '{then}' (optional, reversed or missing)")

@@ -95,30 +95,39 @@ def resource_stopped(facts: Facts, resource: str) -> Verdict:
     return ok(f"'{resource}' is not running")
 
 
-def _target_role(facts: Facts, resource: str) -> str | None:
-    """target-role in effect, as crm_resource computes it (own sets, parents, defaults, rules)."""
-    return pacemaker.meta_value(facts.cib_xml, resource, "target-role")
+def _target_roles(facts: Facts, resource: str) -> list[tuple[str, str | None]]:
+    """(when, target-role in effect) now and after every date rule has run out, as crm_resource
+    computes it (own sets, parents, defaults, rules)."""
+    views = [("now", facts.cib_xml), *pacemaker.later_views(facts.cib_xml)]
+    return [(when, pacemaker.meta_value(text, resource, "target-role")) for when, text in views]
+
+
+def _stopped(role: str | None) -> bool:
+    return role is not None and role.lower() == "stopped"
 
 
 @check("resource_disabled")
 def resource_disabled(facts: Facts, resource: str) -> Verdict:
-    """The resource is disabled: its effective target-role is Stopped."""
+    """The resource is disabled, lastingly: its effective target-role is Stopped now and after
+    every date rule has run out ("keeps it stopped")."""
     if _find(facts.cib, resource) is None:
         return missing(facts.cib, resource)
-    role = _target_role(facts, resource)
-    if role is None or role.lower() != "stopped":
-        return fail(f"'{resource}' is not disabled (target-role {role or 'unset, i.e. Started'})")
+    for when, role in _target_roles(facts, resource):
+        if not _stopped(role):
+            return fail(f"'{resource}' is not disabled {when} (target-role {role or 'unset, i.e. Started'})")
     return ok(f"'{resource}' is disabled (target-role Stopped)")
 
 
 @check("resource_enabled")
 def resource_enabled(facts: Facts, resource: str) -> Verdict:
-    """The resource is not disabled: no effective target-role Stopped."""
+    """The resource is not disabled: no effective target-role Stopped, now or after every date
+    rule has run out."""
     if _find(facts.cib, resource) is None:
         return missing(facts.cib, resource)
-    role = _target_role(facts, resource)
-    if role is not None and role.lower() == "stopped":
-        return fail(f"'{resource}' is still disabled (target-role Stopped)")
+    for when, role in _target_roles(facts, resource):
+        if _stopped(role):
+            again = "still" if when == "now" else "again"
+            return fail(f"'{resource}' is {again} disabled {when} (target-role Stopped)")
     return ok(f"'{resource}' is enabled")
 
 

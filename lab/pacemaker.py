@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 from lab.errors import LabError
 from lab.runner import CommandResult, run_local
@@ -271,7 +271,83 @@ def writes_as(cib_xml: str, user: str) -> tuple[str, ...]:
     return tuple(allowed)
 
 
+# --- dates: crm_rule ---------------------------------------------------------------------
+# crm_resource, crm_mon and cibadmin evaluate rules only as of now; crm_simulate alone takes
+# a date. To ask them about a later date, every date_expression of a copy is replaced by a
+# constant with the truth value crm_rule gives it at that date. Pacemaker evaluates each
+# expression on its own and combines the results by the rule's boolean-op (lib/pengine/
+# rules.c, pe_test_rule_xml/pe__eval_date_expr), so the rule keeps its value at that date.
+
+_ALWAYS = {"operation": "gt", "start": "1970-01-01"}  # true from 1970 on
+_NEVER = {"operation": "lt", "end": "1970-01-01"}  # true only before 1970
+# crm_rule's results: 0 in effect, 110 expired, 111 not yet in effect, 112 date_spec unsatisfied.
+_RULE_TRUTH = {"0": True, "110": False, "111": False, "112": False}
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def date_truths(cib_xml: str, date: str) -> tuple[bool | None, ...]:
+    """crm_rule --check at date for each date_expression of the CIB, in document order;
+    None where crm_rule cannot tell (a date_spec with more than years, a moon phase)."""
+    root = parse_untrusted(cib_xml, "CIB")
+    expressions = list(root.iter("date_expression"))
+    if not expressions:
+        return ()
+    scratch = Element("cib", dict(root.attrib))
+    config = SubElement(scratch, "configuration")
+    for tag in ("crm_config", "nodes", "resources", "constraints"):
+        SubElement(config, tag)
+    defaults = SubElement(config, "rsc_defaults")
+    rule_ids = []
+    for index, expression in enumerate(expressions):
+        nvset = SubElement(defaults, "meta_attributes", {"id": f"lab-date-set-{index}"})
+        rule = SubElement(nvset, "rule", {"id": f"lab-date-rule-{index}", "score": "INFINITY"})
+        rule.append(expression)  # a reference is enough: `root` is this function's own parse
+        rule_ids.append(rule.get("id", ""))
+    SubElement(scratch, "status")
+    argv = ["crm_rule", "--check", "--xml-text", "-", "--date", date, "--output-as=xml"]
+    for rule_id in rule_ids:
+        argv += ["--rule", rule_id]
+    result = run_local(argv, env={"CIB_file": "", "CIB_shadow": ""},
+                       input_text=tostring(scratch, encoding="unicode"), timeout=TIMEOUT)
+    if result.returncode in (124, 127):
+        raise PacemakerError(f"crm_rule: {result.tail(2)}")
+    checks = parse_untrusted(result.stdout, "crm_rule output").iter("rule-check")
+    answers = {c.get("rule-id"): c.get("rc") for c in checks}
+    if not answers:
+        raise PacemakerError(f"crm_rule answered nothing (exit {result.returncode}): {result.tail(2)}")
+    return tuple(_RULE_TRUTH.get(answers.get(r) or "") for r in rule_ids)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def as_of(cib_xml: str, date: str, undecided: bool = True) -> str:
+    """The CIB text whose date expressions all have, now, the value they have at date
+    (those crm_rule cannot decide take `undecided`): the text the tools read as that date."""
+    truths = date_truths(cib_xml, date)
+    if not truths:
+        return cib_xml
+    root = parse_untrusted(cib_xml, "CIB")
+    for expression, truth in zip(root.iter("date_expression"), truths, strict=True):
+        keep = expression.get("id", "")
+        for child in list(expression):
+            expression.remove(child)
+        expression.attrib.clear()
+        expression.attrib.update({"id": keep, **(_ALWAYS if (undecided if truth is None else truth) else _NEVER)})
+    return tostring(root, encoding="unicode")
+
+
+def later_views(cib_xml: str, date: str = FAR_FUTURE) -> list[tuple[str, str]]:
+    """(when, text) for a setting that must last: the CIB as of date, and, where crm_rule cannot
+    decide a date_spec, once with it true and once false (it holds at some times, not others).
+    Empty when nothing in the CIB depends on the date: "now" is then the whole answer."""
+    views: list[tuple[str, str]] = []
+    for undecided, when in ((True, f"on {date[:10]}"), (False, "at times a date_spec leaves out")):
+        text = as_of(cib_xml, date, undecided)
+        if text != cib_xml and text not in (v for _w, v in views):
+            views.append((when, text))
+    return views
+
+
 def cache_clear() -> None:
     """Forget every cached answer (tests that change tools or files)."""
-    for function in (_simulate, meta_value, cluster_options, read_as, writes_as):
+    for function in (_simulate, meta_value, cluster_options, read_as, writes_as, date_truths, as_of):
         function.cache_clear()

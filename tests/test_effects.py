@@ -65,7 +65,7 @@ NEAR_MISSES: list[tuple[str, str, list[str], list[str]]] = [
      ["cibadmin --create -o crm_config --xml-text '<cluster_property_set id=\"mm\" score=\"100\">"
       "<rule id=\"mm-r\" score=\"INFINITY\"><date_expression id=\"mm-d\" operation=\"lt\" end=\"2030-01-01\"/>"
       "</rule><nvpair id=\"mm-v\" name=\"maintenance-mode\" value=\"true\"/></cluster_property_set>'"],
-     ["unmanaged"]),
+     ["property", "unmanaged"]),
     # a rule covering some nodes only
     ("rule-location", "only-nodes-without-attribute",
      ["pcs node attribute {node1} datacenter=east",
