@@ -26,7 +26,11 @@ _BOOLEAN_WORDS = ("true", "false", "on", "off", "yes", "no", "y", "n", "1", "0")
 
 
 def same_value(found: str | None, expected: str, kind: str = "auto") -> bool:
-    """found means expected, for kind duration, score, boolean, string or auto (guess from expected)."""
+    """found means expected, for kind duration, score, boolean, string or auto (guess from expected).
+
+    Hand-written (no tool normalises a value it reports): mirrors crm_is_true() and
+    crm_get_msec() (lib/common/strings.c) and char2score() (lib/common/scores.c).
+    """
     if found is None:
         return False
     if kind == "auto":

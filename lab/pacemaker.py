@@ -288,6 +288,8 @@ _RULE_TRUTH = {"0": True, "110": False, "111": False, "112": False}
 def date_truths(cib_xml: str, date: str) -> tuple[bool | None, ...]:
     """crm_rule --check at date for each date_expression of the CIB, in document order;
     None where crm_rule cannot tell (a date_spec with more than years, a moon phase)."""
+    if "date_expression" not in cib_xml:  # no parse for the common CIB without dates
+        return ()
     root = parse_untrusted(cib_xml, "CIB")
     expressions = list(root.iter("date_expression"))
     if not expressions:

@@ -233,6 +233,23 @@ def test_simulation_scores_dates_and_cache(bases: Bases) -> None:
     assert pacemaker._simulate.cache_info().hits == hits + 1
 
 
+def test_dates_decided_by_crm_rule(bases: Bases) -> None:
+    """crm_rule decides each date expression at a date; a date_spec it cannot decide gives two views."""
+    cluster = bases.get("default-stickiness", ("node1", "node2")).copy(bases.root / "dates.xml")
+    cluster.run("pcs resource defaults set create id=a meta resource-stickiness=1 rule date lt 2030-01-01")
+    cluster.run("pcs resource defaults set create id=b meta resource-stickiness=2 rule date gt 2000-01-01")
+    text = cluster.path.read_text()
+    assert pacemaker.date_truths(text, FAR_FUTURE) == (False, True)
+    assert pacemaker.date_truths(text, "2025-01-01 00:00:00") == (True, True)
+    assert [w for w, _t in pacemaker.later_views(text)] == ["on 2099-12-31"]
+    cluster.run("pcs resource defaults set create id=c meta resource-stickiness=3 rule date-spec hours=9-16")
+    text = cluster.path.read_text()
+    assert pacemaker.date_truths(text, FAR_FUTURE)[2] is None
+    assert len(pacemaker.later_views(text)) == 2
+    base = bases.get("resource-create", ("node1", "node2")).path.read_text()
+    assert pacemaker.later_views(base) == []
+
+
 def test_tool_errors_are_clear() -> None:
     with pytest.raises(pacemaker.PacemakerError, match="crm_resource"):
         pacemaker.meta_value("<cib/>", "web", "target-role")

@@ -157,6 +157,10 @@ def _seed_cases() -> list[Case]:
         (ex, "manage-instead", ["pcs resource manage Dummy"], ["enabled", "running"]),
         (ex, "enabled-until-a-date", [meta_set("Dummy", "on", {"target-role": "Started"}, UNTIL)], ["enabled"]),
         (ex, "alt:crm_resource-delete", ["crm_resource -r Dummy --meta -d target-role"], []),
+        (ex, "alt:second-set-Started",
+         ["crm_resource -r Dummy --meta -p target-role -v Started --set-name Dummy-meta2"], []),
+        (ex, "Started-in-lower-set", [meta_set("Dummy", "on", {"target-role": "Started"}).replace(
+            'score="100"', 'score="-100"')], ["enabled", "running"]),
         (ex, "alt:crm_resource-Started", ["crm_resource -r Dummy --meta -p target-role -v Started"], []),
         (ex, "alt:cibadmin-delete-nvpair",
          ["cibadmin --delete --xpath \"//primitive[@id='Dummy']//nvpair[@name='target-role']\""], []),
@@ -296,6 +300,11 @@ def _constraint_cases() -> list[Case]:
         (ex, "alt:cibadmin-roles", [create("constraints", '<rsc_colocation id="c1" rsc="web" with-rsc="vip" '
                                                           'rsc-role="Started" with-rsc-role="Started" '
                                                           'score="+INFINITY"/>')], []),
+        # a role vip never has: the colocation never applies
+        (ex, "with-promoted-vip", [create("constraints", '<rsc_colocation id="c1" rsc="web" with-rsc="vip" '
+                                                         'with-rsc-role="Promoted" score="INFINITY"/>')],
+         ["follows"]),
+        (ex, "crmsh:with-promoted-vip", mutate(ex, "crmsh", "web vip$", "web vip:Promoted"), ["follows"]),
     ]
 
     ex = "order"
@@ -319,6 +328,10 @@ def _constraint_cases() -> list[Case]:
                                           "crm configure order o1 Mandatory: vip x web"], []),
         (ex, "alt:crmsh-score-inf", mutate(ex, "crmsh", "Mandatory:", "inf:"), []),
         (ex, "alt:cibadmin", [create("constraints", '<rsc_order id="o1" first="vip" then="web"/>')], []),
+        # an action vip never takes (it is not promotable): pacemaker blocks web's start for good
+        (ex, "after-promote", [create("constraints", '<rsc_order id="o1" first="vip" first-action="promote" '
+                                                     'then="web" then-action="start"/>')], ["order", "web-running"]),
+        (ex, "crmsh:then-stop", mutate(ex, "crmsh", "vip web$", "vip:start web:stop"), ["order"]),
         (ex, "alt:cibadmin-score", [create("constraints", '<rsc_order id="o1" first="vip" first-action="start" '
                                                           'then="web" then-action="start" score="100"/>')], []),
     ]
