@@ -185,6 +185,9 @@ dpkg-query -W -f '${{Version}}\\n' pcs 2>/dev/null || rpm -q --qf '%{{VERSION}}\
 """
 
 
+PCS_REQUEST_TIMEOUT = 180
+
+
 def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) -> str:
     """pcs host auth (0.10+) or pcs cluster auth (0.9), skipped when pcsd already knows every node.
 
@@ -198,7 +201,8 @@ def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) ->
         auth = f"pcs cluster auth {names} -u hacluster"
     else:
         check = "/var/lib/pcsd/known-hosts"
-        auth = f"pcs host auth {names} -u hacluster"
+        # pcs waits 60 s per request by default; a cold pcsd on a busy emulated guest took longer.
+        auth = f"pcs host auth {names} -u hacluster --request-timeout={PCS_REQUEST_TIMEOUT}"
     test = " && ".join(f"grep -q '\"{n}\"' {check}" for n in nodes)
     return (f"set -eu\nif [ -e {check} ] && {test}; then echo already; exit 0; fi\n"
             f"printf '%s\\n' {shlex.quote(password)} | {auth}\n")

@@ -29,7 +29,7 @@ def test_solution_follows_the_pcs_generation(tmp_path: Path) -> None:
     first_new = new.split("Solution with pcs", 1)[1].splitlines()[1]
     first_old = old.split("Solution with pcs", 1)[1].splitlines()[1]
     # What `lab solve` runs, as shown: the password goes to pcs on a pipe, never as -p (argv).
-    assert first_new.strip() == "printf '%s\\n' PASSWORD | pcs host auth node1 node2 -u hacluster"
+    assert first_new.strip() == "printf '%s\\n' PASSWORD | pcs host auth node1 node2 -u hacluster --request-timeout=180"
     assert first_old.strip() == "printf '%s\\n' PASSWORD | pcs cluster auth node1 node2 -u hacluster"
     assert "Why the syntax differs" in new and "{" not in first_new
 

@@ -92,18 +92,23 @@ def _password() -> str:
     return (Path(os.environ["LAB_HOME"]) / "labs" / LAB / "hacluster-password").read_text().strip()
 
 
-def _node_logs(node: str) -> str:
-    """Everything a node logged: the journal (sudo logs each command line there) and /var/log."""
+def _node_logs(node: str) -> bytes:
+    """Everything a node logged: the journal (sudo logs each command line there) and /var/log.
+
+    Bytes: /var/log holds binary files (wtmp, lastlog) and the journal any byte a program wrote.
+    """
     # ssh joins its arguments into one remote shell line: the script is quoted once, here.
     script = "journalctl -o cat --no-pager 2>&1; grep -rah . /var/log 2>/dev/null || true"
-    result = lab("ssh", node, "sudo sh -c " + shlex.quote(script), timeout=300)
+    env = dict(os.environ, LAB_NAME=LAB)
+    result = subprocess.run([sys.executable, "-m", "lab.cli", "ssh", node, "sudo sh -c " + shlex.quote(script)],
+                            env=env, capture_output=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-1000:]
-    assert "Started" in result.stdout or "pacemaker" in result.stdout  # the journal really was read
+    assert b"pacemaker" in result.stdout or b"Started" in result.stdout  # the journal really was read
     return result.stdout
 
 
 def assert_password_not_logged() -> None:
-    password = _password()
+    password = _password().encode()
     for node in ("node1", "node2"):
         assert password not in _node_logs(node), f"the hacluster password is in {node}'s logs"
 
