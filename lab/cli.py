@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from lab import __version__
@@ -22,25 +23,24 @@ class _Parser(argparse.ArgumentParser):
 MAX_TIMEOUT = 3600.0
 
 
-def _seconds(text: str) -> float:
-    """A timeout: a finite number of seconds above 0 (nan and inf would wait forever)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not 0 < value <= MAX_TIMEOUT:  # also false for nan
-        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
-    return value
+def bounded(parse: Callable[[str], float], what: str, low: float, high: float, *,
+            above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number WHAT in [LOW, HIGH] (in (LOW, HIGH] when ABOVE). Comparisons are
+    false for nan and inf is beyond any HIGH: a timeout of nan or inf would wait forever."""
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+        if not (low < value <= high if above else low <= value <= high):
+            span = f"more than {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"'{text}' must be {span}")
+        return value
+    return convert
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"'{text}' must be from 1 to 256")
-    return value
+_seconds = bounded(float, "a number of seconds", 0, MAX_TIMEOUT, above=True)
+_positive_int = bounded(int, "a whole number", 1, 256)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,27 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+from lab.cli import bounded
 from lab.errors import UsageError
 
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of minutes") from None
-    if not 1 <= value <= 600:  # also false for nan
-        raise argparse.ArgumentTypeError(f"'{text}' must be from 1 to 600 minutes")
-    return value
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a percentage") from None
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"'{text}' must be more than 0 and at most 100")
-    return value
+_minutes = bounded(float, "a number of minutes", 1, 600)
+_percent = bounded(float, "a percentage", 0, 100, above=True)
 
 
 def _tasks(text: str) -> int:

@@ -138,14 +138,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
                 lc._run_commands(nodes, first.name, combined.commands, lc._context(lab),  # noqa: SLF001
                                  "exam start state")
         lc._apply_faults(lab, faults, nodes, progress)  # noqa: SLF001
-        faulted = {f.node for f in faults}
-        settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
-        gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
-        if gone:
-            with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
-                provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
-        with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
-            nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
+        lc.settle_after_faults(lab, faults, nodes, progress)
     finally:
         lc._close(nodes)  # noqa: SLF001
     folder = exam.exam_dir(lab.dir)

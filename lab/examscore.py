@@ -25,6 +25,7 @@ from lab import __version__
 from lab.errors import LabError, UsageError
 from lab.exercises import Exercise
 from lab.facts import Facts, NodeFacts, node_facts_from_sections, parse_sections
+from lab.gradebook import close_junit_suite, junit_text
 from lab.grading import CheckOutcome, grade
 from lab.xmlsafe import one_line
 
@@ -334,13 +335,8 @@ def junit_xml(doc: Mapping[str, Any]) -> str:
             elif c["final"] == SKIP:
                 ET.SubElement(case, "skipped", message=message)
                 counts["skipped"] += 1
-        for key, value in counts.items():
-            suite.set(key, str(value))
-            totals[key] += value
-    for key, value in totals.items():
-        root.set(key, str(value))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        close_junit_suite(suite, counts, totals)
+    return junit_text(root, totals)
 
 
 OUTPUTS = ("results.json", "results.md", "report.html", "junit.xml")

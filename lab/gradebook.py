@@ -226,9 +226,19 @@ def junit_xml(results: ClassResults, exercises: Mapping[str, Exercise]) -> str:
                 elif c.passed is None:
                     ET.SubElement(case, "skipped", message=_xml_text(c.message))
                     counts["skipped"] += 1
-        for key, value in counts.items():
-            suite.set(key, str(value))
-            totals[key] += value
+        close_junit_suite(suite, counts, totals)
+    return junit_text(root, totals)
+
+
+def close_junit_suite(suite: ET.Element, counts: Mapping[str, int], totals: dict[str, int]) -> None:
+    """Write a testsuite's counts on it and add them to the whole document's."""
+    for key, value in counts.items():
+        suite.set(key, str(value))
+        totals[key] += value
+
+
+def junit_text(root: ET.Element, totals: Mapping[str, int]) -> str:
+    """The <testsuites> document with its totals, indented, as text (the class and the exam share it)."""
     for key, value in totals.items():
         root.set(key, str(value))
     ET.indent(root)

@@ -570,20 +570,27 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
                               f"start state of {exercise.id}")
         _apply_faults(lab, faults, nodes, progress)
         if baseline == SNAP_CLUSTER:
-            faulted = {f.node for f in faults}
-            settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
-            gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
-            if gone:
-                with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
-                    provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
-            with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
-                nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
+            settle_after_faults(lab, faults, nodes, progress)
     finally:
         _close(nodes)
     total = time.monotonic() - began
     progress.say("lab", f"{exercise.id} is ready in {total:.1f} s: 'lab show {exercise.id}', "
                         f"'lab ssh node1', then 'lab check {exercise.id}'")
     return StartTimes(reverted, healthy, total)
+
+
+def settle_after_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
+                        progress: Progress) -> None:
+    """Wait, on a node no fault touched, until the nodes a fault takes out are seen offline and
+    the scheduler has nothing left to do: a start state is ready only once its faults took effect."""
+    faulted = {f.node for f in faults}
+    settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
+    gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
+    if gone:
+        with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
+            provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
+    with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
+        nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
 
 
 def _apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
