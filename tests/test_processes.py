@@ -73,6 +73,15 @@ def tree_argv(n: str, ready: Path, *, ignore_term: bool = False) -> list[str]:
                           f"touch {ready}; wait"]
 
 
+def wait_living(n: str, count: int, but: int | None = None, timeout: float = 20.0) -> list[str]:
+    """The tagged processes once COUNT of them run: the ready file is touched while the last
+    forks may still be under way (seen on a loaded host), so the test waits for the whole tree."""
+    deadline = time.monotonic() + timeout
+    while len(found := living(n, but=but)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def living(n: str, but: int | None = None) -> list[str]:
     """Processes (not zombies) whose command line has the tag, except BUT (the lab-like process)."""
     found = []
@@ -121,7 +130,7 @@ def test_an_interrupted_command_leaves_no_child(tmp_path: Path, how: str, rc: in
     n, ready = tag(), tmp_path / "ready"
     proc = start_driver("foreground", ready, tree_argv(n, ready))
     wait_file(ready, proc)
-    assert len(living(n, but=proc.pid)) == 5  # bash, its three children, the sleep of sh -c
+    assert len(wait_living(n, 5, but=proc.pid)) == 5  # bash, its three children, the sleep of sh -c
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
     else:
@@ -200,7 +209,7 @@ def test_interrupted_vagrant_up_leaves_no_process(fake_vagrant: Path, tmp_path: 
     n, ready = tag(), tmp_path / "ready"
     proc = start_driver("vagrant", ready, [], env=vagrant_env(fake_vagrant, tmp_path, n, ready))
     wait_file(ready, proc)
-    assert len(living(n)) == 3  # sleep, and sh with its sleep
+    assert len(wait_living(n, 3)) == 3  # sleep, and sh with its sleep
     if how == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)
     else:
