@@ -16,16 +16,18 @@ lab: box
 	lab doctor
 	lab up --nodes $(NODES)
 
-# The default test run: offline grading tests, SSH tests on a loopback sshd, and the
-# end-to-end VM test (box build, lab up, every seed exercise, lab destroy).
+# The default test run: offline grading tests, SSH tests on a loopback sshd (on every core:
+# pytest-xdist), then the end-to-end VM tests (box build, lab up, every seed exercise, lab grade
+# of the live lab, lab destroy) on their own.
 test: deps
 	bash .ci/libvirt-up.sh
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q -ra tests
+	$(PYTHON) -m pytest -q -ra -n auto -m "not vm and not catalogue and not slowhost" tests
+	$(PYTHON) -m pytest -q -ra -m "vm and not catalogue and not slowhost" tests
 
 # Everything except real VMs (a few minutes).
 test-fast: deps
-	$(PYTHON) -m pytest -q -ra -m "not vm and not catalogue" tests
+	$(PYTHON) -m pytest -q -ra -n auto -m "not vm and not catalogue and not slowhost" tests
 
 # The whole catalogue live on VMs (long; see README).
 test-catalogue: deps
