@@ -20,6 +20,13 @@ from tests.test_labstate import existing, good_state, home, make_objects, shared
 pytest.importorskip("libvirt")
 
 
+def vagrant_knows(lab: Lab, nodes: tuple[str, ...]) -> None:
+    """Write vagrant-libvirt's machine id of NODES, as its create does right after the define."""
+    for node in nodes:
+        vg.machine_id_file(lab, node).parent.mkdir(parents=True)
+        vg.machine_id_file(lab, node).write_text("uuid")
+
+
 def plug_nics(conn, lab: Lab, nodes: tuple[str, ...]) -> None:  # noqa: ANN001
     """Give the domains of NODES a NIC on each of the lab's networks, as vagrant-libvirt's create
     finishes (make_objects defines bare domains, as a create stopped half-way leaves them)."""
@@ -43,9 +50,7 @@ def test_rerun_starts_stopped_domains_and_remakes_half_made_ones(home: Path, sha
     # node2: running and vagrant's; node3: running, but vagrant never recorded it (killed mid-create).
     # node4: vagrant's (machine id) but stopped before it added the NICs: booted without network.
     conn.lookupByName("flab-a-node1").destroy()
-    for node in ("node1", "node2", "node4"):
-        vg.machine_id_file(lab, node).parent.mkdir(parents=True)
-        vg.machine_id_file(lab, node).write_text("uuid")
+    vagrant_knows(lab, ("node1", "node2", "node4"))
     plug_nics(conn, lab, ("node1", "node2", "node3"))
     states = virt.domain_states(lab.owned.domains)
     assert states == {"flab-a-node1": "shutoff", "flab-a-node2": "running", "flab-a-node3": "running",
@@ -90,8 +95,7 @@ def test_inactive_networks_are_started_before_the_domains(home: Path, shared_lib
     conn.lookupByName("flab-a-node1").destroy()
     for name in lab.owned.networks:
         conn.networkLookupByName(name).destroy()
-    vg.machine_id_file(lab, "node1").parent.mkdir(parents=True)
-    vg.machine_id_file(lab, "node1").write_text("uuid")
+    vagrant_knows(lab, ("node1",))
     plug_nics(conn, lab, ("node1",))
     assert lifecycle._prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == []
     assert all(conn.networkLookupByName(n).isActive() for n in lab.owned.networks)
