@@ -14,6 +14,7 @@ import os
 import subprocess
 import tempfile
 import time
+import xml.etree.ElementTree as ET  # libvirt's own XML, from the local daemon
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -262,9 +263,7 @@ def domain_networks(name: str) -> set[str] | None:
         dom = _domain(conn, name)
         if dom is None:
             return None
-        import defusedxml.ElementTree as SafeET
-
-        root = SafeET.fromstring(dom.XMLDesc(_libvirt().VIR_DOMAIN_XML_INACTIVE))
+        root = ET.fromstring(dom.XMLDesc(_libvirt().VIR_DOMAIN_XML_INACTIVE))
         return {src.get("network", "") for src in root.findall("devices/interface/source")} - {""}
     finally:
         conn.close()
@@ -425,8 +424,6 @@ def remove_leftovers(prefix: str) -> Leftovers:
 def prune_box_volumes(box_name: str) -> list[str]:
     """Remove the copies vagrant-libvirt made of earlier versions of a box (one per `vagrant box
     add`, ~1 GiB each) that no lab's disk still uses as its backing file."""
-    import xml.etree.ElementTree as ET
-
     libvirt = _libvirt()
     stem = box_name.replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_"
     conn = connect()
@@ -453,7 +450,6 @@ def prune_box_volumes(box_name: str) -> list[str]:
 def used_subnets() -> list[str]:
     """IPv4 networks of every libvirt network (to pick free ones for a new lab)."""
     import ipaddress
-    import xml.etree.ElementTree as ET
 
     conn = connect()
     try:
@@ -596,10 +592,8 @@ def pool_state(name: str = DEFAULT_POOL, conn=None) -> PoolState:  # noqa: ANN00
         except libvirt.libvirtError:
             return PoolState(name, False, False, None)
         path = None
-        with contextlib.suppress(Exception):
-            import defusedxml.ElementTree as SafeET
-
-            path = SafeET.fromstring(pool.XMLDesc(0)).findtext("target/path")
+        with contextlib.suppress(libvirt.libvirtError, ET.ParseError):
+            path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path")
         return PoolState(name, True, bool(pool.isActive()), path)
     finally:
         if own:

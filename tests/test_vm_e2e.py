@@ -50,14 +50,16 @@ def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout)
 
 
-def virsh_names(*args: str) -> list[str]:
+def virsh_names(*args: str, prefix: str = PREFIX) -> list[str]:
     out = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60).stdout
-    return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(PREFIX)]
+    return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(prefix)]
 
 
-def leftovers() -> list[str]:
-    return (virsh_names("list", "--all", "--name") + virsh_names("net-list", "--all", "--name")
-            + virsh_names("vol-list", "--pool", "default"))
+def leftovers(prefix: str = PREFIX) -> list[str]:
+    """Domains, networks and volumes whose names start with a test lab's libvirt prefix."""
+    return (virsh_names("list", "--all", "--name", prefix=prefix)
+            + virsh_names("net-list", "--all", "--name", prefix=prefix)
+            + virsh_names("vol-list", "--pool", "default", prefix=prefix))
 
 
 def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterator[None]:

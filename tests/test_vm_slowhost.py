@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from lab.paths import project_root
+from tests.test_vm_e2e import leftovers
 
 pytestmark = [pytest.mark.vm, pytest.mark.slowhost]
 
@@ -39,13 +40,6 @@ def _env(home: Path) -> dict[str, str]:
 
 def _virsh(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def _lab_names(kind: str) -> list[str]:
-    args = {"dom": ("list", "--all", "--name"), "net": ("net-list", "--all", "--name"),
-            "vol": ("vol-list", "--pool", "default")}[kind]
-    out = _virsh(*args).stdout
-    return [ln.split()[0] for ln in out.splitlines() if ln.strip().startswith(PREFIX)]
 
 
 class Throttle:
@@ -141,7 +135,7 @@ def slow_home(tmp_path: Path) -> Iterator[Path]:
         done = subprocess.run([sys.executable, "-m", "lab.cli", "destroy"], env=_env(home),
                               capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert _lab_names("dom") == [] and _lab_names("net") == [] and _lab_names("vol") == []
+        assert leftovers(PREFIX) == []
 
 
 # Progress lines of `lab up` (lab/lifecycle.py) at which the run is interrupted, in order.
