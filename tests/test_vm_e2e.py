@@ -44,10 +44,11 @@ def _libvirt_ok() -> bool:
         return False
 
 
-def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def lab(*args: str, timeout: float = 900, text: bool = True) -> subprocess.CompletedProcess:
+    """The real `lab` command line on the test lab; output as text, or as bytes (text=False)."""
     env = dict(os.environ, LAB_NAME=LAB)
     return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=text, timeout=timeout)
 
 
 def virsh_names(*args: str, prefix: str = PREFIX) -> list[str]:
@@ -101,9 +102,7 @@ def _node_logs(node: str) -> bytes:
     """
     # ssh joins its arguments into one remote shell line: the script is quoted once, here.
     script = "journalctl -o cat --no-pager 2>&1; grep -rah . /var/log 2>/dev/null || true"
-    env = dict(os.environ, LAB_NAME=LAB)
-    result = subprocess.run([sys.executable, "-m", "lab.cli", "ssh", node, "sudo sh -c " + shlex.quote(script)],
-                            env=env, capture_output=True, timeout=300, check=False)
+    result = lab("ssh", node, "sudo sh -c " + shlex.quote(script), timeout=300, text=False)
     assert result.returncode == 0, result.stderr[-1000:]
     assert b"pacemaker" in result.stdout or b"Started" in result.stdout  # the journal really was read
     return result.stdout
