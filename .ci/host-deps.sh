@@ -18,6 +18,8 @@ packages=(
   pacemaker pacemaker-cli-utils pcs crmsh resource-agents
   # python bindings and the tests' loopback sshd
   libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client
+  # the tests: every node script (lab/scripts) is shellcheck-clean
+  shellcheck
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -10,7 +10,7 @@ exercise (a copy of its own: crm_mon reads every file), then times, best of --ro
             grading one hand-in at a time would run it);
   grade     `lab grade ROSTER --exercises (5) --out DIR --parallel P` over the whole class
             (a whole process too: imports, every crm_mon, every output file);
-  engine    lab.classgrade.grade_class in this process (the grading alone).
+  engine    lab.workflows.classgrade.grade_class in this process (the grading alone).
 
 SSH: a real sshd on 127.0.0.1 (tests/sshd.py) whose sessions read a CIB file; --ssh-students
 students of two nodes each, all on it. Times one `lab check EX --node ... --node ...` and
@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this tree's lab, and tests/sshd.py (the SSH tests' loopback sshd)
 
-from lab import classgrade  # noqa: E402
-from lab.exercises import load  # noqa: E402
-from lab.offline import OfflineCluster, require_tools  # noqa: E402
+from lab.engine.exercises import load  # noqa: E402
+from lab.engine.offline import OfflineCluster, require_tools  # noqa: E402
+from lab.workflows import classgrade  # noqa: E402
 
 EXERCISES = ("resource-create", "resource-update", "group", "location-prefer", "default-stickiness")
 KINDS = ("start", "pcs", "crmsh")

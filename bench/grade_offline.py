@@ -7,7 +7,7 @@ intervals, disabled, deleted, groups, empty) in a temporary directory, or reuses
 *.xml files of --dir (creating them there when it has none). Then measures, best of
 --rounds after a warm-up:
 
-  grade  all N files through lab.checking.check_cib_file, for each CIB-judged exercise
+  grade  all N files through lab.workflows.checking.check_cib_file, for each CIB-judged exercise
          in turn, in this one process;
   floor  `crm_mon --one-shot --inactive --output-as=xml` with CIB_file=FILE alone on
          the same files, sequentially (the real tool every grading must run once).
@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab.checking import check_cib_file
-from lab.exercises import Exercise, load_all
-from lab.facts import CRM_MON_ARGS
-from lab.offline import OfflineCluster, require_tools
+from lab.engine.exercises import Exercise, load_all
+from lab.engine.offline import OfflineCluster, require_tools
+from lab.gather.facts import CRM_MON_ARGS
+from lab.workflows.checking import check_cib_file
 
 GOAL = 1.3
 INTERVALS = ("10s", "20s", "30s", "45s", "60s", "2min")

@@ -73,7 +73,7 @@ def plain_path(nodes: int, driver: str) -> float:
                                 capture_output=True, timeout=3600)
         seconds = time.monotonic() - began
         subprocess.run(["vagrant", "destroy", "-f"], cwd=tmp, env=env, capture_output=True, timeout=600)
-    from lab import virt
+    from lab.vm import virt
 
     virt.remove_leftovers("flab-plainbench-")
     if result.returncode:
@@ -93,7 +93,7 @@ def main() -> None:
     print(f"lab up ({args.nodes} nodes, healthy cluster, snapshots taken): {ours:.1f} s")
     print(f"peak host RAM of the {args.nodes} qemu processes: {rss.peak / 1024:.0f} MiB")
     if not args.skip_plain:
-        from lab import virt
+        from lab.vm import virt
 
         driver, _ = virt.choose_driver()
         plain = plain_path(args.nodes, driver)

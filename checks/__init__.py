@@ -12,8 +12,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab.cib import Cib
-from lab.facts import Facts
+from lab.core.cib import Cib
+from lab.gather.facts import Facts
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class CheckSpec:
 
     @property
     def sections(self) -> frozenset[str]:
-        """The fact sections (lab.facts) a live gather must collect for this check."""
+        """The fact sections (lab.gather.facts) a live gather must collect for this check."""
         return frozenset(self.gathers) | (CIB_SECTIONS if self.needs_cib else frozenset())
 
     def validate_params(self, params: dict) -> str | None:

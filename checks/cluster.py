@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from checks import Verdict, check, fail, ok
-from lab.facts import Facts, NodeFacts
+from lab.gather.facts import Facts, NodeFacts
 
 NO_CONF = "no readable /etc/corosync/corosync.conf"
 

@@ -10,14 +10,14 @@ from dataclasses import replace
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from checks import Verdict, check, fail, missing, ok
-from lab import pacemaker
-from lab.cib import Cib, NVSet, recurring_monitors
-from lab.durations import format_ms, parse_ms
-from lab.facts import Facts
-from lab.scores import is_true, parse_score
-from lab.simulation import FAR_FUTURE, Scenario, simulate
-from lab.status import Status
-from lab.xmlsafe import parse_untrusted
+from lab.core.cib import Cib, NVSet, recurring_monitors
+from lab.core.durations import format_ms, parse_ms
+from lab.core.scores import is_true, parse_score
+from lab.core.status import Status
+from lab.core.xmlsafe import parse_untrusted
+from lab.gather import pacemaker
+from lab.gather.facts import Facts
+from lab.gather.simulation import FAR_FUTURE, Scenario, simulate
 
 WHEN = (("now", None), ("in 2099", FAR_FUTURE))
 PROBE_RESOURCES = {"lab-probe-ocf": "ocf:lab:Probe", "lab-probe-systemd": "systemd:lab-probe"}
@@ -146,7 +146,7 @@ def rsc_default(facts: Facts, name: str, value: str) -> Verdict:
 
 
 def _with_probes(facts: Facts) -> tuple[str, list[str]]:
-    from lab.simulation import edited
+    from lab.gather.simulation import edited
     return edited(facts.cib_xml, Scenario(resources=PROBE_RESOURCES))
 
 

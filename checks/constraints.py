@@ -3,7 +3,7 @@
 A location, colocation or order can be written as a plain constraint, a rule, a
 resource set, a group or a ban; pcs and crmsh spell each differently. Where the
 exercise asks for an effect ("never on node2", "always with vip", "vip first"),
-the check asks crm_simulate on a copy of the CIB (lab.simulation) with nodes taken
+the check asks crm_simulate on a copy of the CIB (lab.gather.simulation) with nodes taken
 away, a resource pinned, a probe node added or the clock set to 2099 (so a ban with a
 lifetime is no "never"). Where it asks for a value (a score of 50), the check reads
 crm_simulate's allocation scores: no score or rule arithmetic is re-implemented here.
@@ -12,10 +12,10 @@ crm_simulate's allocation scores: no score or rule arithmetic is re-implemented 
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
-from lab.cib import Cib
-from lab.facts import Facts
-from lab.scores import format_score, parse_score
-from lab.simulation import FAR_FUTURE, Scenario, simulate
+from lab.core.cib import Cib
+from lab.core.scores import format_score, parse_score
+from lab.gather.facts import Facts
+from lab.gather.simulation import FAR_FUTURE, Scenario, simulate
 
 PROBE = "lab-probe"
 

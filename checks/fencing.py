@@ -6,9 +6,9 @@ import re
 
 from checks import Verdict, check, fail, ok
 from checks.cluster import _on_every_node
-from lab.facts import Facts, NodeFacts
-from lab.probes import ProbeResult
-from lab.scores import is_true
+from lab.core.scores import is_true
+from lab.gather.facts import Facts, NodeFacts
+from lab.gather.probes import ProbeResult
 
 
 def _probe(facts: Facts, name: str) -> ProbeResult | Verdict:

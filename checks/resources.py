@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
-from lab import pacemaker
-from lab.cib import Cib, Resource, normalise_role
-from lab.durations import format_ms, parse_ms
-from lab.facts import Facts
-from lab.simulation import Scenario, simulate
+from lab.core.cib import Cib, Resource, normalise_role
+from lab.core.durations import format_ms, parse_ms
+from lab.gather import pacemaker
+from lab.gather.facts import Facts
+from lab.gather.simulation import Scenario, simulate
 
 
 def _find(cib: Cib, rsc_id: str) -> Resource | None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import exercises_dir
-from lab.offline import OfflineCluster
-from lab.runner import run_local
+from lab.engine.exercises import exercises_dir
+from lab.engine.offline import OfflineCluster
+from lab.transport.runner import run_local
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE cib [
@@ -214,7 +214,7 @@ def test_bad_flags(args: list[str], tmp_path: Path) -> None:
 
 def test_utf16_cib_with_bom_is_graded_like_utf8(tmp_path) -> None:
     """A CIB saved through a Windows shell redirect (UTF-16 + BOM) is the same CIB."""
-    from lab.offline import OfflineCluster
+    from lab.engine.offline import OfflineCluster
     from tests.conftest import grade_file
 
     cluster = OfflineCluster.empty(tmp_path / "cib.xml")
@@ -232,7 +232,7 @@ def test_unforeseen_exception_is_one_line_and_a_traceback_on_request(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A failure no code path foresaw still ends in one line and exit 1; LAB_DEBUG=1 re-raises.
     The handler is replaced (the only mock here): no real input is known to reach this path."""
-    from lab import cli
+    from lab.cli import main as cli
 
     def broken(_args: object) -> int:
         raise RuntimeError("channel\nvanished")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load
-from lab.facts import facts_from_cib_file
-from lab.grading import grade
-from lab.offline import OfflineCluster
+from lab.engine.exercises import load
+from lab.engine.grading import grade
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import facts_from_cib_file
 from tests.conftest import failed_checks
 
 WAIT = "crm_resource --wait"

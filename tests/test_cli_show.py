@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.exercises import load_all
+from lab.engine.exercises import load_all
 
 
 def lab(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import lifecycle, virt
-from lab import vagrant as vg
-from lab.labstate import Lab
-from lab.progress import Progress
+from lab.core.progress import Progress
+from lab.vm import lifecycle, virt
+from lab.vm import vagrant as vg
+from lab.vm.labstate import Lab
 from tests.test_labstate import existing, good_state, home, make_objects, shared_libvirt, write_state  # noqa: F401
 
 pytest.importorskip("libvirt")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load_all
-from lab.grading import sections_for
-from lab.offline import OfflineCluster
-from lab.probes import destructive_probes
+from lab.engine.exercises import load_all
+from lab.engine.grading import sections_for
+from lab.engine.offline import OfflineCluster
+from lab.gather.probes import destructive_probes
 from tests.test_ssh import assert_one_line_error, lab, lab_home, sshd  # noqa: F401  (fixtures)
 
 DESTRUCTIVE = sorted(e.id for e in load_all() if destructive_probes(sections_for(e)))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import pacemaker
-from lab.exercises import load
-from lab.simulation import FAR_FUTURE, Scenario, simulate
+from lab.engine.exercises import load
+from lab.gather import pacemaker
+from lab.gather.simulation import FAR_FUTURE, Scenario, simulate
 from tests.test_catalogue_cib import WAIT, Bases, outcome
 
 DATE_RULE = "and date lt 2030-01-01"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import ExerciseSchemaError, UsageError
-from lab.exercises import Exercise, load, load_all, parse_exercise
-from lab.facts import facts_from_cib_file
-from lab.grading import grade
-from lab.offline import OfflineCluster
-from lab.tomlfile import read_toml
+from lab.core.errors import ExerciseSchemaError, UsageError
+from lab.core.tomlfile import read_toml
+from lab.engine.exercises import Exercise, load, load_all, parse_exercise
+from lab.engine.grading import grade
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import facts_from_cib_file
 
 PARAMETERISED = sorted(e.id for e in load_all() if e.params)
 CIB_JUDGED = [i for i in PARAMETERISED if not load(i).live_only]

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import exam
-from lab.errors import UsageError
-from lab.exercises import load_all
-from lab.facts import facts_from_cib_file
-from lab.grading import grade
-from lab.offline import OfflineCluster
+from lab.core.errors import UsageError
+from lab.engine.exercises import load_all
+from lab.engine.grading import grade
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import facts_from_cib_file
+from lab.workflows import exam
 
 SEEDS = range(1, 121)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from lab import exam, examscore
-from lab.errors import UsageError
-from lab.exercises import load
-from lab.facts import CRM_MON_ARGS
-from lab.gradebook import SignatureError
-from lab.offline import OfflineCluster
-from lab.runner import run_local
+from lab.core.errors import UsageError
+from lab.engine.exercises import load
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import CRM_MON_ARGS
+from lab.transport.runner import run_local
+from lab.workflows import exam, examscore
+from lab.workflows.gradebook import SignatureError
 
 P, F, E, S = examscore.PASS, examscore.FAIL, examscore.ERROR, examscore.SKIP
 

@@ -19,13 +19,13 @@ import pytest
 
 from checks import get_check
 from checks.fencing import _devices_for
-from lab import fencehost
-from lab.errors import ExerciseSchemaError
-from lab.exercises import load, parse_exercise
-from lab.facts import Facts, NodeFacts, parse_fence_targets, parse_sbd
-from lab.labstate import Lab
-from lab.probes import ProbeResult, probe_names, without_probes
-from lab.tomlfile import read_toml
+from lab.core.errors import ExerciseSchemaError
+from lab.core.tomlfile import read_toml
+from lab.engine.exercises import load, parse_exercise
+from lab.gather.facts import Facts, NodeFacts, parse_fence_targets, parse_sbd
+from lab.gather.probes import ProbeResult, probe_names, without_probes
+from lab.vm import fencehost
+from lab.vm.labstate import Lab
 
 
 def facts_with(probes: dict[str, ProbeResult] | None = None, nodes: dict[str, NodeFacts] | None = None,
@@ -154,7 +154,7 @@ def test_stonith_admin_listing() -> None:
 
 
 def test_probe_sections_are_split_from_gather_sections() -> None:
-    from lab.grading import sections_for
+    from lab.engine.grading import sections_for
 
     sections = sections_for(load("fencing"))
     assert probe_names(sections) == ["fence"]
@@ -190,7 +190,7 @@ def test_gather_script_is_valid_shell_and_keeps_section_names() -> None:
     """Helpers share the shell with `sec`: a syntax error or a clobbered $n loses every section."""
     import subprocess
 
-    from lab import facts as gather
+    from lab.gather import facts as gather
 
     script = gather._GATHER_START + gather._section_lines(None) + gather._GATHER_END
     assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import provision, virt
+from lab.vm import provision, virt
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load
+from lab.engine.exercises import load
 from tests.conftest import start_state
 from tests.sshd import Sshd, free_port, running_sshd
 
@@ -490,10 +490,10 @@ def test_evidence_never_follows_a_symlink(home: Path, tmp_path: Path, states: di
 def test_engine_grades_each_live_node_once_for_all_exercises(monkeypatch: pytest.MonkeyPatch,
                                                              states: dict[tuple[str, str], Path]) -> None:
     """In-process: one gather per student (all nodes in one call) with the union of sections."""
-    from lab import classgrade
-    from lab.facts import facts_from_cib_file
-    from lab.grading import sections_for
-    from lab.ssh import NodeAddress
+    from lab.engine.grading import sections_for
+    from lab.gather.facts import facts_from_cib_file
+    from lab.transport.ssh import NodeAddress
+    from lab.workflows import classgrade
 
     calls = []
 
@@ -514,9 +514,9 @@ def test_engine_grades_each_live_node_once_for_all_exercises(monkeypatch: pytest
 def test_destructive_probes_are_withheld_without_yes(monkeypatch: pytest.MonkeyPatch,
                                                      states: dict[tuple[str, str], Path]) -> None:
     """fencing and cluster-enable act on machines: skipped and saying so unless allowed."""
-    from lab import classgrade
-    from lab.facts import facts_from_cib_file
-    from lab.ssh import NodeAddress
+    from lab.gather.facts import facts_from_cib_file
+    from lab.transport.ssh import NodeAddress
+    from lab.workflows import classgrade
 
     asked: list[frozenset[str]] = []
 

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load
-from lab.facts import facts_from_cib_file, gather_node
-from lab.grading import grade
-from lab.offline import OfflineCluster
-from lab.runner import run_local
-from lab.ssh import NodeAddress, SSHNode
+from lab.engine.exercises import load
+from lab.engine.grading import grade
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import facts_from_cib_file, gather_node
+from lab.transport.runner import run_local
+from lab.transport.ssh import NodeAddress, SSHNode
 from tests.sshd import Sshd, running_sshd
 
 pytestmark = pytest.mark.skipif(shutil.which("crm_mon") is None or shutil.which("pcs") is None,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import vagrant as vg
-from lab.labstate import MAX_NODES, STATE_VERSION, Lab, LabBusy, Owned, StateError
-from lab.paths import project_root
+from lab.core.paths import project_root
+from lab.vm import vagrant as vg
+from lab.vm.labstate import MAX_NODES, STATE_VERSION, Lab, LabBusy, Owned, StateError
 
 pytest.importorskip("libvirt")
 
@@ -172,7 +172,7 @@ def test_owned_names_are_exact_and_never_another_labs() -> None:
 def test_destroy_removes_exactly_the_recorded_names(home: Path, shared_libvirt: object) -> None:
     """A 1-node lab owns node1 and its networks/volumes: node2 of the same prefix (not recorded)
     and every object of lab a-b stay."""
-    from lab import lifecycle
+    from lab.vm import lifecycle
 
     conn = shared_libvirt
     make_objects(conn, "a", 2, 10)
@@ -191,7 +191,7 @@ def test_destroy_removes_exactly_the_recorded_names(home: Path, shared_libvirt: 
 
 
 def test_destroy_without_a_lab_removes_nothing_unless_forced(home: Path, shared_libvirt: object) -> None:
-    from lab import lifecycle
+    from lab.vm import lifecycle
 
     conn = shared_libvirt
     mine = make_objects(conn, "a", 2, 30)
@@ -345,7 +345,7 @@ def test_interrupted_steps_are_kept_and_continued(home: Path) -> None:
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from lab.labstate import Lab
+    from lab.vm.labstate import Lab
     sys.argv = ["lab", "up"]
     with Lab("a").locked(create=True):
         Path(r"{ready}").write_text("held")
@@ -406,7 +406,7 @@ def test_no_lost_updates_between_processes(home: Path) -> None:
     write_state(home, "a", {**good_state(), "steps": {}})
     script = textwrap.dedent("""
         import sys
-        from lab.labstate import Lab
+        from lab.vm.labstate import Lab
         tag = sys.argv[1]
         for i in range(25):
             with Lab("a").locked(wait=60):

@@ -16,9 +16,9 @@ import pytest
 
 from checks.cluster import corosync_conf_identical, corosync_option, shadow_has_resource
 from checks.resources import resource_clean
-from lab.facts import Facts, facts_from_cib_file, node_facts_from_sections
-from lab.offline import OfflineCluster
-from lab.runner import CommandResult
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import Facts, facts_from_cib_file, node_facts_from_sections
+from lab.transport.runner import CommandResult
 
 
 def pcs_corosync_conf(tmp_path: Path, name: str, *update: str) -> str:

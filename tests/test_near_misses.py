@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load, load_all
+from lab.engine.exercises import load, load_all
 from tests.test_catalogue_cib import WAIT, Bases, outcome
 
 UNTIL = '<rule id="{id}-r" score="INFINITY"><date_expression id="{id}-d" operation="lt" end="2030-01-01"/></rule>'

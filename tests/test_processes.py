@@ -1,7 +1,7 @@
 """Process ownership: whatever a `lab` command starts locally ends with it.
 
 A real child tree (a shell with grandchildren, some in process groups of their own, as
-vagrant's detached children are) is started through lab.runner inside a `lab`-like process
+vagrant's detached children are) is started through lab.transport.runner inside a `lab`-like process
 (the real `lab.cli.main` with one command replaced); the test then interrupts it the way a
 terminal does (SIGINT to its process group), or sends SIGTERM, or lets a command time out or
 fail, and asserts that no process of the tree is left. No VM is started here: a fake `vagrant`
@@ -21,14 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from lab import runner
-from lab.paths import project_root
+from lab.core.paths import project_root
+from lab.transport import runner
 
 # The `lab`-like process: lab.cli.main runs a command that starts the tree in one of several ways.
 DRIVER = textwrap.dedent("""
     import os, sys, threading, time
-    from lab import cli, runner
-    from lab.errors import LabError
+    from lab.cli import main as cli
+    from lab.transport import runner
+    from lab.core.errors import LabError
 
     mode, ready = sys.argv[1], sys.argv[2]
     tree = sys.argv[3:]
@@ -46,8 +47,8 @@ DRIVER = textwrap.dedent("""
             wait_ready()
             raise LabError("node1: pcsd setup failed")
         elif mode == "vagrant":
-            from lab import vagrant as vg
-            from lab.labstate import Lab
+            from lab.vm import vagrant as vg
+            from lab.vm.labstate import Lab
             if os.environ.get("UP_TIMEOUT"):
                 vg.UP_TIMEOUT = float(os.environ["UP_TIMEOUT"])
             lab = Lab("t1")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import fencehost, lifecycle, provision
-from lab.exercises import command_context, load, render_command
-from lab.ssh import NodeAddress, SSHNode
+from lab.engine.exercises import command_context, load, render_command
+from lab.transport.ssh import NodeAddress, SSHNode
+from lab.vm import fencehost, lifecycle, provision
 from tests.sshd import Sshd, running_sshd
 
 PASSWORD = "Pw-" + secrets.token_urlsafe(15)
@@ -263,7 +263,7 @@ def test_a_command_that_reads_stdin_cannot_eat_the_script(node: SSHNode) -> None
 
 
 def test_a_failing_script_names_node_step_and_output(node: SSHNode) -> None:
-    from lab.errors import NodeError
+    from lab.core.errors import NodeError
 
     with pytest.raises(NodeError, match=r"node1: the step failed \(exit 3\): went wrong"):
         provision.run_root(node, "echo went wrong >&2; exit 3\n", "the step")

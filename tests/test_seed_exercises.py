@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load, load_all
-from lab.offline import OfflineCluster
+from lab.engine.exercises import load, load_all
+from lab.engine.offline import OfflineCluster
 from tests.conftest import failed_checks, grade_file
 
 SEED = ("resource-create", "resource-update", "resource-disable", "resource-enable", "resource-delete")

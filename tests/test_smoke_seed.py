@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load, load_all
-from lab.offline import OfflineCluster
+from lab.engine.exercises import load, load_all
+from lab.engine.offline import OfflineCluster
 from tests.conftest import failed_checks, grade_file, start_state
 
 CIB_JUDGED = [e.id for e in load_all() if not e.live_only]

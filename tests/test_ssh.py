@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load
-from lab.offline import OfflineCluster
+from lab.engine.exercises import load
+from lab.engine.offline import OfflineCluster
 from tests.sshd import Sshd, free_port, make_key, running_sshd, throwaway_user
 
 pytestmark = pytest.mark.skipif(shutil.which("crm_mon") is None, reason="needs pacemaker-cli-utils")
@@ -294,13 +294,13 @@ def _descendants(pid: int) -> list[int]:
 @pytest.fixture
 def fast_open(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shorten the wait for a channel (30 s for slow emulated nodes) so the test takes seconds."""
-    from lab import ssh
+    from lab.transport import ssh
 
     monkeypatch.setattr(ssh, "OPEN_TIMEOUT", 1.0)
 
 
-def _node(sshd: Sshd, tmp_path: Path):  # noqa: ANN202 - lab.ssh.SSHNode
-    from lab.ssh import NodeAddress, SSHNode
+def _node(sshd: Sshd, tmp_path: Path):  # noqa: ANN202 - lab.transport.ssh.SSHNode
+    from lab.transport.ssh import NodeAddress, SSHNode
 
     return SSHNode(NodeAddress.parse(sshd.spec("node1")), identity=sshd.client_key,
                    known_hosts=tmp_path / "known_hosts", connect_timeout=1.0)
@@ -329,7 +329,7 @@ def test_stalled_session_is_replaced_by_a_fresh_connection(sshd: Sshd, tmp_path:
 def test_server_that_stalls_everything_is_a_node_error(sshd: Sshd, tmp_path: Path, fast_open: None) -> None:
     """When neither the connection nor a new one answers, run() raises the one-line NodeError
     the CLI prints, not paramiko's exception."""
-    from lab.errors import NodeError
+    from lab.core.errors import NodeError
 
     node = _node(sshd, tmp_path)
     assert node.run("true").returncode == 0

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lab.cib import Cib, cib_from_element, normalise_role
-from lab.durations import format_ms, parse_ms
-from lab.facts import facts_from_cib_file
-from lab.offline import OfflineCluster
-from lab.runner import run_local
-from lab.scores import INFINITY, is_true, parse_score
-from lab.status import Status
-from lab.xmlsafe import parse_untrusted
+from lab.core.cib import Cib, cib_from_element, normalise_role
+from lab.core.durations import format_ms, parse_ms
+from lab.core.scores import INFINITY, is_true, parse_score
+from lab.core.status import Status
+from lab.core.xmlsafe import parse_untrusted
+from lab.engine.offline import OfflineCluster
+from lab.gather.facts import facts_from_cib_file
+from lab.transport.runner import run_local
 from tests.conftest import grade_file
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.exercises import load_all
+from lab.engine.exercises import load_all
 from tests.test_vm_e2e import PREFIX, lab, red_solve_green, running_lab
 
 pytestmark = pytest.mark.catalogue

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.exercises import load, load_all
-from lab.grading import sections_for
-from lab.paths import project_root
-from lab.probes import probe_names
+from lab.core.paths import project_root
+from lab.engine.exercises import load, load_all
+from lab.engine.grading import sections_for
+from lab.gather.probes import probe_names
 
 pytestmark = pytest.mark.vm
 
@@ -71,7 +71,7 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterato
         pytest.skip(f"libvirt ({URI}) or vagrant not available: start 'virtlogd -d; libvirtd -d'")
     home = Path(os.environ.get("LAB_E2E_HOME") or tmp_path_factory.mktemp("labhome"))
     os.environ["LAB_HOME"] = str(home)
-    from lab import virt
+    from lab.vm import virt
 
     virt.remove_leftovers(PREFIX)  # stale objects of a killed earlier run
     # build.sh returns at once when the cached box was built from the current recipe.

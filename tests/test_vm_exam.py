@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import exam
+from lab.workflows import exam
 from tests.test_vm_e2e import LAB, lab
 
 pytestmark = [pytest.mark.vm, pytest.mark.slowhost]

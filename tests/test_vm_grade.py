@@ -19,7 +19,7 @@ EXERCISES = ("resource-create", "resource-update")
 
 
 def test_grade_live_lab_as_two_students_and_one_evidence_student(live_lab: None, tmp_path: Path) -> None:
-    from lab.labstate import SSH_USER, Lab
+    from lab.vm.labstate import SSH_USER, Lab
 
     for step in (("start", "resource-create"), ("solve", "resource-create")):
         done = lab(*step)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.paths import project_root
+from lab.core.paths import project_root
 from tests.test_vm_e2e import leftovers
 
 pytestmark = [pytest.mark.vm, pytest.mark.slowhost]
@@ -138,7 +138,7 @@ def slow_home(tmp_path: Path) -> Iterator[Path]:
         assert leftovers(PREFIX) == []
 
 
-# Progress lines of `lab up` (lab/lifecycle.py) at which the run is interrupted, in order.
+# Progress lines of `lab up` (lab/vm/lifecycle.py) at which the run is interrupted, in order.
 INTERRUPTS = ["boot and first SSH contact ...", "pcsd enabled and answering ...",
               "corosync and pacemaker started on every node ..."]
 

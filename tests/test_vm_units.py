@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import faults, provision, virt
-from lab import vagrant as vg
-from lab.corosync import parse_corosync_conf
-from lab.errors import ExerciseSchemaError, UsageError
-from lab.exercises import load_all
-from lab.labstate import Lab, current_lab, write_atomic
+from lab.core.corosync import parse_corosync_conf
+from lab.core.errors import ExerciseSchemaError, UsageError
+from lab.engine.exercises import load_all
+from lab.vm import faults, profiles, provision, virt
+from lab.vm import vagrant as vg
+from lab.vm.labstate import Lab, current_lab, write_atomic
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_vagrantfile_renders(home: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
 def test_vagrant_validate_offline(home: Path) -> None:
-    from lab.lifecycle import _generate_key
+    from lab.vm.lifecycle import _generate_key
 
     lab = make_lab()
     _generate_key(lab)
@@ -122,7 +122,7 @@ def test_hosts_file_has_every_node_and_no_loopback_alias() -> None:
 
 
 def test_system_script_debian() -> None:
-    profile = provision.load_profile("debian12")
+    profile = profiles.load_profile("debian12")
     script = provision.system_script(node="node2", ip="10.0.0.12", cidr="10.0.0.0/24",
                                      nodes=[("node1", "10.0.0.11"), ("node2", "10.0.0.12")],
                                      pubkey="ssh-ed25519 AAAA lab", profile=profile)
@@ -195,7 +195,7 @@ def test_cluster_files_digest_script_is_valid_shell() -> None:
 @pytest.mark.parametrize("name", ["alma8", "rocky8", "centos8"])
 def test_el8_profiles_render(name: str) -> None:
     """Not testable live here (public boxes and mirrors): the commands must render."""
-    profile = provision.load_profile(name)
+    profile = profiles.load_profile(name)
     assert profile.box.startswith("generic/")
     script = provision.packages_script(profile)
     assert "dnf config-manager --set-enabled" in script
@@ -210,7 +210,7 @@ def test_el8_profiles_render(name: str) -> None:
 
 def test_unknown_box() -> None:
     with pytest.raises(UsageError, match="unknown box"):
-        provision.load_profile("windows")
+        profiles.load_profile("windows")
 
 
 def test_fault_registry_resolves_seed_exercises() -> None:
@@ -266,8 +266,8 @@ def test_probe_guest_boots_under_software_emulation() -> None:
 def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """build.sh writes the box to the cache; the profile must look there, not in the source tree."""
     monkeypatch.setenv("LAB_BOX_DIR", str(tmp_path / "boxes"))
-    assert provision.load_profile("debian12").box_path == tmp_path / "boxes" / "debian12" / "debian12.box"
-    assert provision.load_profile("debian12").box_path == vg.debian12_box_file()
+    assert profiles.load_profile("debian12").box_path == tmp_path / "boxes" / "debian12" / "debian12.box"
+    assert profiles.load_profile("debian12").box_path == vg.debian12_box_file()
 
 
 

@@ -123,7 +123,7 @@ PRESET
 
 # --- start timeouts that fit software emulation ------------------------------
 # A first start of pcsd-ruby took more than systemd's default 90 s in an emulated guest
-# (then "Dependency failed for pcsd.service"). lab/provision.py (LAB_UNITS,
+# (then "Dependency failed for pcsd.service"). lab/vm/provision.py (LAB_UNITS,
 # UNIT_START_TIMEOUT) installs the same drop-in on boxes without it.
 for u in pcsd-ruby pcsd corosync pacemaker; do
   install -d "$R/etc/systemd/system/$u.service.d"

@@ -1,0 +1,190 @@
+"""`lab exam ...`: plan, start, status, mark, submit, review, regrade, verify. Thin: parse, call, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from lab.cli.main import bounded
+from lab.core.errors import UsageError
+
+_minutes = bounded(float, "a number of minutes", 1, 600)
+_percent = bounded(float, "a percentage", 0, 100, above=True)
+
+
+def _tasks(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("exam", help="a mock exam: drawn tasks, a timer, grading with a reboot phase")
+    ex = p.add_subparsers(dest="exam_command", metavar="SUBCOMMAND", parser_class=type(p))
+    q = ex.add_parser("plan", help="draw the exam's tasks (no lab needed)")
+    q.add_argument("--seed", type=int, help="the draw's seed (default: random, always printed)")
+    q.add_argument("--tasks", type=_tasks, default=8, help="number of tasks (default 8)")
+    q.add_argument("--format", choices=("text", "json"), default="text")
+    q = ex.add_parser("start", help="build one lab state for every drawn task, prove it red, start the timer")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--tasks", type=_tasks, default=8)
+    q.add_argument("--minutes", type=_minutes, default=120.0)
+    q.add_argument("--sign-key", type=Path, metavar="FILE", help="HMAC-SHA256 key: sign results.json")
+    q = ex.add_parser("status", help="time left, the tasks and your marks")
+    q.add_argument("--watch", action="store_true", help="refresh every few seconds until the exam ends")
+    q = ex.add_parser("show", help="show one task of the running exam (the task text only)")
+    q.add_argument("number", type=int)
+    q = ex.add_parser("mark", help="mark a task done or to revisit (your own notes)")
+    q.add_argument("number", type=int)
+    q.add_argument("what", choices=("done", "revisit", "clear"))
+    q = ex.add_parser("submit", help="freeze the evidence, grade, reboot every node, grade again")
+    q.add_argument("--sign-key", type=Path, metavar="FILE")
+    q.add_argument("--pass-mark", type=_percent, default=None, help="percent needed to pass (default 70)")
+    ex.add_parser("review", help="after submit: each task, what was judged, the result, the reference solutions")
+    q = ex.add_parser("regrade", help="grade an exam folder's frozen evidence again with the current grader")
+    q.add_argument("dir", type=Path)
+    q.add_argument("--sign-key", type=Path, metavar="FILE")
+    q = ex.add_parser("verify", help="check the HMAC signature of an exam's results.json")
+    q.add_argument("results", type=Path)
+    q.add_argument("--sign-key", type=Path, metavar="FILE", required=True)
+
+
+def _lab_dir() -> Path:
+    """The lab's folder: status, marks and review read the exam's own file, not the lab's state."""
+    from lab.vm.labstate import Lab, current_name
+
+    return Lab(current_name()).dir
+
+
+def _key(path: Path | None) -> bytes | None:
+    from lab.workflows.gradebook import read_key
+
+    return read_key(path) if path is not None else None
+
+
+def cmd_exam(args: argparse.Namespace) -> int:
+    from lab.workflows import exam, examscore
+
+    what = args.exam_command
+    if what is None:
+        raise UsageError("lab exam needs a subcommand: plan, start, status, show, mark, submit, review, "
+                         "regrade, verify")
+    if what == "plan":
+        plan = exam.draw_plan(args.seed, args.tasks)
+        if args.format == "json":
+            print(json.dumps(plan.to_json()))
+        else:
+            print(exam.plan_text(plan))
+        return 0
+    if what == "verify":
+        examscore.verify(args.results, _key(args.sign_key))  # type: ignore[arg-type]
+        print(f"{args.results}: signature OK")
+        return 0
+    if what == "regrade":
+        doc = examscore.regrade(args.dir, _key(args.sign_key))
+        print(f"regraded {args.dir}: {doc['summary']['percent']} % ({doc['summary']['status']})")
+        return 0
+    if what == "start":
+        from lab.vm.labstate import current_lab
+        from lab.workflows import exam_run
+
+        key = _key(args.sign_key)  # a bad key fails before minutes of building
+        del key
+        plan = exam.draw_plan(args.seed, args.tasks, nodes=current_lab().node_names)
+        print(f"exam seed {plan.seed}", file=sys.stderr, flush=True)
+        state = exam_run.start(plan, minutes=args.minutes, sign_key=args.sign_key)
+        print("\n".join(exam.status_lines(state)))
+        return 0
+    lab_dir = _lab_dir()
+    state = exam.read_state(lab_dir)
+    if state is None:
+        raise UsageError("this lab has no exam: 'lab exam start'")
+    if what == "status":
+        while True:
+            print("\n".join(exam.status_lines(state)), flush=True)
+            if not args.watch or state.status != "running":
+                return 0
+            time.sleep(5)
+            print()
+            state = exam.read_state(lab_dir) or state
+    if what == "show":
+        if not 1 <= args.number <= len(state.plan.tasks):
+            raise UsageError(f"task {args.number} does not exist (tasks 1..{len(state.plan.tasks)})")
+        print(exam.task_text(args.number, state.plan.tasks[args.number - 1].load()), end="")
+        return 0
+    if what == "mark":
+        exam.mark(lab_dir, args.number, args.what)
+        print(f"task {args.number}: {args.what}")
+        return 0
+    if what == "submit":
+        from lab.workflows import exam_run
+
+        pass_mark = args.pass_mark if args.pass_mark is not None else examscore.DEFAULT_PASS_MARK
+        doc = exam_run.submit(key=_key(args.sign_key), pass_mark=pass_mark)
+        print(examscore.results_md(doc), end="")
+        return 0 if doc["summary"]["status"] == "pass" else 1
+    if what == "review":
+        if state.status != "submitted" or not state.results:
+            raise UsageError("the exam is not submitted yet: review comes after 'lab exam submit'")
+        print(review_text(examscore.read_results(Path(state.results))), end="")
+        return 0
+    raise UsageError(f"unknown exam subcommand '{what}'")
+
+
+def review_text(doc: dict) -> str:
+    """Each task with its parameters, every check judged, and the reference solutions for them."""
+    from lab.cli.showing import display_context
+    from lab.engine.exercises import load, render_command
+
+    context = display_context()
+    lines = [examscore_header(doc)]
+    for task in doc["tasks"]:
+        exercise = load(task["exercise"]).with_params(task.get("params") or {})
+        params = ", ".join(f"{k}={v}" for k, v in (task.get("params") or {}).items())
+        kind = ("persistent (judged before and after the reboot)" if task["persistent"]
+                else "runtime only (judged before the reboot)")
+        lines += ["", f"{task['number']}. {exercise.title}  [{exercise.id}{'; ' + params if params else ''}]",
+                  f"   {task['score']}/{task['judged']} points, {kind}"]
+        for check in task["checks"]:
+            after = f" / after reboot {check['post']}" if check.get("post") else ""
+            lines.append(f"   {check['final']:<5} {check['description']} (before {check['pre']}{after}): "
+                         f"{check['pre_message']}")
+        lines.append("   pcs:   " + "; ".join(render_command(c, context) for c in exercise.solution_pcs))
+        lines.append("   crmsh: " + "; ".join(render_command(c, context) for c in exercise.solution_crmsh))
+    return "\n".join(lines) + "\n"
+
+
+def examscore_header(doc: dict) -> str:
+    s = doc["summary"]
+    return (f"exam seed {doc['seed']}: {s['percent']} % (pass mark {s['pass_mark']} %): {s['status']}"
+            + (f"; {s['errors']} points not judged (ERROR)" if s["errors"] else ""))
+
+
+def enforce(args: argparse.Namespace) -> None:
+    """During an exam: warnings on every command, and check/solve/hints/solutions refused unless
+    --practice (which marks the exam as practice)."""
+    from lab.workflows import exam
+
+    found = exam.current_exam()
+    if found is None:
+        return
+    lab_dir, state = found
+    if state.status == "running":
+        note = exam.warning(state.seconds_left())
+        if note:
+            print(note, file=sys.stderr, flush=True)
+    command = args.command
+    aided = command in ("check", "solve") or (command == "show" and (args.hint or args.solution))
+    if not aided:
+        return
+    if not getattr(args, "practice", False):
+        shown = "show --hint/--solution" if command == "show" else command
+        raise UsageError(exam.refusal(shown))
+    exam.practice_used(lab_dir, state)
+
+
+COMMANDS = {"exam": cmd_exam}

@@ -1,0 +1,124 @@
+"""CLI commands for the VM lab: up, status, ssh, start, reset, solve, halt, destroy, doctor, info."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lab.core.errors import UsageError
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register VM lifecycle subcommands."""
+    p = sub.add_parser("up", help="create (or finish) the lab: VMs, provisioning, cluster, snapshots")
+    p.add_argument("--nodes", type=int, help="number of nodes, 1..5 (default 2)")
+    p.add_argument("--box", help="debian12 (default, offline), alma8, rocky8, centos8")
+    p.add_argument("--memory", type=int, metavar="MB", help="memory per node in MiB (default 768)")
+    sub.add_parser("status", help="the lab's nodes, snapshots and cluster state")
+    p = sub.add_parser("ssh", help="open a shell (or run a command) on a lab node")
+    p.add_argument("node")
+    p.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    p = sub.add_parser("start", help="revert the lab to the exercise's baseline and set up its start state")
+    p.add_argument("exercise")
+    sub.add_parser("reset", help="start the current exercise again")
+    p = sub.add_parser("solve", help="apply the exercise's reference solution (demos, tests)")
+    p.add_argument("exercise")
+    p.add_argument("--tool", choices=("pcs", "crmsh"), default="pcs",
+                   help="which reference solution to apply (default pcs)")
+    p.add_argument("--practice", action="store_true", help="during an exam: solve anyway (marks it practice)")
+    sub.add_parser("halt", help="shut the lab's VMs down (snapshots are kept)")
+    p = sub.add_parser("destroy", help="remove the lab: VMs, volumes, networks, snapshots, folder")
+    p.add_argument("--force", metavar="NAME",
+                   help="also without a lab folder, remove the libvirt objects named exactly as lab NAME "
+                        "names them (flab-NAME-node1.., its networks and volumes; never flab-NAME-other-*)")
+    sub.add_parser("doctor", help="check the host: libvirt, vagrant, KVM, disk, box")
+    p = sub.add_parser("info", help="the lab's settings; --secrets adds the hacluster password")
+    p.add_argument("--secrets", action="store_true")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    if args.memory is not None and not 256 <= args.memory <= 65536:
+        raise UsageError("--memory must be 256..65536 MiB")
+    lifecycle.up(nodes=args.nodes, box=args.box, memory=args.memory)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    print("\n".join(lifecycle.status_lines()))
+    return 0
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    argv = lifecycle.ssh_argv(args.node, args.remote)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    lifecycle.start(args.exercise)
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    lifecycle.reset()
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    lifecycle.solve(args.exercise, tool=args.tool)
+    return 0
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    lifecycle.halt()
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+    from lab.vm.labstate import Lab, current_name
+    from lab.workflows import exam_run
+
+    exam_run.end_watcher(Lab(args.force or current_name()).dir)  # the exam's deadline watcher ends too
+    if args.force is not None:
+        lifecycle.destroy(args.force, force=True)
+    else:
+        lifecycle.destroy()
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from lab.vm import doctor
+
+    items = doctor.run_checks()
+    for item in items:
+        print(item.line())
+    return 1 if any(i.level == "FAIL" for i in items) else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from lab.vm import lifecycle
+
+    print("\n".join(lifecycle.info_lines(secrets=args.secrets)))
+    return 0
+
+
+COMMANDS: dict = {"up": cmd_up, "status": cmd_status, "ssh": cmd_ssh, "start": cmd_start, "reset": cmd_reset,
+                  "solve": cmd_solve, "halt": cmd_halt, "destroy": cmd_destroy, "doctor": cmd_doctor,
+                  "info": cmd_info}

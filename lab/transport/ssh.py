@@ -1,0 +1,271 @@
+"""SSH to lab nodes with paramiko: one connection per node, bounded waits, pinned host keys.
+
+Host keys are recorded at first contact (trust on first use) in a known_hosts
+file of the lab's own and checked on every later connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from lab.core.errors import NodeError, UsageError
+from lab.transport import log
+from lab.transport.runner import CommandResult
+
+# paramiko logs transport failures (e.g. "Error reading SSH protocol banner") from its own
+# thread; without a handler Python prints them to stderr next to our one-line error.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """Where a node is reached: name=user@host:port."""
+
+    name: str
+    user: str
+    host: str
+    port: int = 22
+
+    @classmethod
+    def parse(cls, spec: str) -> NodeAddress:
+        """Parse 'NAME=USER@HOST[:PORT]'."""
+        name, sep, target = spec.partition("=")
+        user, at, hostport = target.partition("@")
+        if not sep or not at or not name or not user or not hostport:
+            raise UsageError(f"--node '{spec}' is not NAME=USER@HOST[:PORT]")
+        host, port = hostport, 22
+        if hostport.startswith("["):  # [ipv6]:port
+            host, _, rest = hostport[1:].partition("]")
+            if rest.startswith(":"):
+                port = _port(rest[1:], spec)
+        elif hostport.count(":") == 1:
+            host, port_text = hostport.split(":")
+            port = _port(port_text, spec)
+        return cls(name=name, user=user, host=host, port=port)
+
+
+def _port(text: str, spec: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"--node '{spec}' has an invalid port '{text}'")
+    return int(text)
+
+
+class _RecordNewKey(paramiko.MissingHostKeyPolicy):
+    """Trust on first use: remember an unknown host's key in the lab's known_hosts."""
+
+    def __init__(self, path: Path, lock: threading.Lock) -> None:
+        self.path = path
+        self.lock = lock
+
+    def missing_host_key(self, client, hostname, key) -> None:  # noqa: ANN001
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+_known_hosts_lock = threading.Lock()
+
+# How long a channel request may wait on an established connection (see SSHNode._open_session).
+OPEN_TIMEOUT = 30.0
+
+
+# The most a node may send on one stream of one command. The biggest answer is a gather:
+# one node's CIB, crm_mon view and shadow CIBs, each at most lab.core.xmlsafe.MAX_INPUT_BYTES
+# (16 MiB, several times a large production CIB) and sent as base64 (4/3 of that). 32 MiB
+# holds a CIB at that limit with its crm_mon view, and bounds the memory a hostile or broken
+# node can make us spend (a node answering `cat /dev/zero` used to end in MemoryError).
+MAX_STREAM_BYTES = 32 * 1024 * 1024
+
+
+class _TooMuch(Exception):
+    """A stream went over MAX_STREAM_BYTES (internal to SSHNode.run)."""
+
+
+def _take(buffer: bytearray, chunk: bytes, stream: str, node: str) -> None:
+    """Append chunk to buffer, refusing to hold more than MAX_STREAM_BYTES."""
+    if len(buffer) + len(chunk) > MAX_STREAM_BYTES:
+        raise _TooMuch(f"{node}: the command's {stream} exceeded {MAX_STREAM_BYTES // 2**20} MiB; "
+                       "stopped reading it (a broken or hostile node?)")
+    buffer += chunk
+
+
+class SSHNode:
+    """A live connection to one node; run() returns a CommandResult and never raises on rc."""
+
+    def __init__(
+        self,
+        address: NodeAddress,
+        *,
+        identity: Path | None,
+        known_hosts: Path,
+        connect_timeout: float = 10.0,
+        password: str | None = None,
+    ) -> None:
+        self.address = address
+        self.identity = identity
+        self.known_hosts = known_hosts
+        self.connect_timeout = connect_timeout
+        self.password = password
+        self._client: paramiko.SSHClient | None = None
+        self.host_key_changed = False
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+    def connect(self) -> None:
+        client = paramiko.SSHClient()
+        if self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_RecordNewKey(self.known_hosts, _known_hosts_lock))
+        where = f"{self.address.user}@{self.address.host}:{self.address.port}"
+        started = time.monotonic()
+        try:
+            client.connect(
+                self.address.host,
+                port=self.address.port,
+                username=self.address.user,
+                key_filename=str(self.identity) if self.identity else None,
+                password=self.password,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                allow_agent=self.identity is None,
+                look_for_keys=self.identity is None,
+            )
+        except paramiko.BadHostKeyException:
+            client.close()
+            self.host_key_changed = True
+            raise NodeError(
+                f"{self.name}: host key of {where} changed since first contact; if the node was "
+                f"rebuilt, remove its line from {self.known_hosts}"
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise NodeError(f"{self.name}: authentication to {where} failed (check --identity)") from None
+        except TimeoutError:
+            client.close()
+            raise NodeError(f"{self.name}: no answer from {where} within {self.connect_timeout:g} s") from None
+        except (OSError, paramiko.SSHException) as exc:
+            client.close()
+            if time.monotonic() - started >= self.connect_timeout:
+                # paramiko goes on after a handshake that timed out and then fails with
+                # unhelpful messages ("No existing session"): say what happened.
+                raise NodeError(f"{self.name}: no SSH answer from {where} within "
+                                f"{self.connect_timeout:g} s") from None
+            raise NodeError(f"{self.name}: cannot connect to {where}: {exc}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            # A node that is reset (fenced, rebooted) never closes the connection: keepalives
+            # make the rebooted node answer with a reset, so run() notices instead of waiting.
+            transport.set_keepalive(5)
+        self._client = client
+
+    def _open_session(self) -> paramiko.Channel:
+        """A session channel on the connection, with one fresh connection when that fails.
+
+        A node busy booting under software emulation can take longer than the connect
+        timeout to answer a channel request on an established connection (measured: more
+        than 5 s on a 3-node lab on 2 cores); the wait is at least OPEN_TIMEOUT, and a
+        connection that still does not answer is replaced once.
+        """
+        wait = max(self.connect_timeout, OPEN_TIMEOUT)
+        problem = ""
+        for _attempt in (1, 2):
+            if self._client is None:
+                self.connect()
+            assert self._client is not None
+            transport = self._client.get_transport()
+            try:
+                if transport is None or not transport.is_active():
+                    raise EOFError("the connection was closed")
+                return transport.open_session(timeout=wait)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                self.close()
+                problem = str(exc) or type(exc).__name__
+        raise NodeError(f"{self.name}: the SSH server opened no session, also not on a fresh "
+                        f"connection (a request waits up to {wait:g} s): {problem}")
+
+    def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
+            input_text: str | None = None, label: str | None = None) -> CommandResult:
+        """Run a command (a shell string, or an argv list that is quoted here), recorded in the
+        command log as LABEL (what it is for: a script sent on stdin says nothing by its argv).
+
+        Reading is bounded in time (`timeout`, then exit 124) and in size: beyond
+        MAX_STREAM_BYTES on stdout or stderr the channel is closed and NodeError raised.
+        """
+        if not 0 < timeout < math.inf:  # nan and inf would wait forever
+            raise UsageError(f"a command timeout must be a finite number of seconds above 0, not {timeout}")
+        text = command if isinstance(command, str) else shlex.join(command)
+        timer = log.Timer()
+        try:
+            result = self._run(text, timeout, input_text)
+        except NodeError as exc:
+            log.record(self.name, label or text, -1, timer.seconds(), output_tail=str(exc))
+            raise
+        log.record(self.name, label or text, result.returncode, timer.seconds(), output_tail=result.tail())
+        return result
+
+    def _run(self, text: str, timeout: float, input_text: str | None) -> CommandResult:
+        channel = self._open_session()
+        channel.settimeout(1.0)
+        channel.exec_command(text)
+        if input_text is not None:
+            channel.sendall(input_text.encode())
+        channel.shutdown_write()
+        # A short wait per read of stdout: stderr is drained between reads, so a command
+        # flooding stderr is read at full speed (with 1 s, 32 MiB of stderr took 30 s).
+        channel.settimeout(0.05)
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                while channel.recv_ready():
+                    _take(out, channel.recv(65536), "output", self.name)
+                while channel.recv_stderr_ready():
+                    _take(err, channel.recv_stderr(65536), "error output", self.name)
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if channel.closed and not channel.exit_status_ready():
+                    self.close()
+                    raise NodeError(f"{self.name}: connection lost while running a command")
+                if time.monotonic() > deadline:
+                    channel.close()
+                    return CommandResult(text, 124, out.decode(errors="replace"),
+                                         f"timed out after {timeout:g} s on {self.name}")
+                try:
+                    chunk = channel.recv(65536)
+                    if chunk:
+                        _take(out, chunk, "output", self.name)
+                    elif channel.exit_status_ready():
+                        continue
+                except TimeoutError:
+                    pass
+        except _TooMuch as exc:
+            channel.close()  # stop reading: the rest is never fetched, the command sees EOF/SIGPIPE
+            raise NodeError(str(exc)) from None
+        rc = channel.recv_exit_status()
+        channel.close()
+        return CommandResult(text, rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> SSHNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

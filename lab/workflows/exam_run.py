@@ -1,0 +1,342 @@
+"""The exam on the VM lab: build one start state for every task, prove it red, run the timer's
+watcher, and submit (freeze evidence, grade, reboot every node with boot-id proof, grade again).
+
+The steps reuse the lab lifecycle's own (revert, clocks, commands, faults, settle) under the
+lab's lock. Scoring and the results files are lab.workflows.examscore's; the state and timer lab.workflows.exam's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from lab.core.errors import LabError, NodeError, UsageError
+from lab.core.progress import Progress
+from lab.engine.exercises import Exercise
+from lab.engine.grading import grade, sections_for
+from lab.gather.facts import Facts, gather_live
+from lab.gather.probes import BOOT_ID, probe_names, reboot_probe, run_probes, without_probes
+from lab.transport.runner import CommandResult
+from lab.transport.ssh import SSHNode
+from lab.vm import faults as faultlib
+from lab.vm import lifecycle as lc
+from lab.vm import provision, virt
+from lab.vm.labstate import Lab
+from lab.workflows import exam, examscore
+
+SETTLE_TIMEOUT = 300
+
+
+# --- gathering with the answers kept -------------------------------------------------------
+
+class _Recorder:
+    """A runner that keeps the node's raw answer: that text is the frozen evidence."""
+
+    def __init__(self, node: SSHNode) -> None:
+        self.node = node
+        self.name = node.name
+        self.answer: CommandResult | None = None
+
+    def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
+            input_text: str | None = None) -> CommandResult:
+        self.answer = self.node.run(command, timeout=timeout, input_text=input_text)
+        return self.answer
+
+
+def _boot_ids(lab: Lab) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in lab.node_names:
+        try:
+            with lc.lab_node(lab, name, 5.0) as node:
+                result = node.run(BOOT_ID, timeout=20)
+            out[name] = result.stdout.strip() if result.ok else None
+        except LabError:
+            out[name] = None
+    return out
+
+
+def freeze(lab: Lab, exercises: Sequence[Exercise], folder: Path,
+           say: Callable[[str], None]) -> tuple[Facts, dict[str, Any]]:
+    """Gather every node once (the union of the tasks' sections), keep the answers and their
+    hashes in FOLDER, and return the facts judged from them."""
+    sections = frozenset().union(*(sections_for(e) for e in exercises))
+    boots = _boot_ids(lab)
+    nodes = []
+    for name in lab.node_names:
+        nodes.append(_Recorder(lc.lab_node(lab, name, 10.0)))
+    try:
+        facts = gather_live(nodes, lab.node_names, sections=without_probes(sections))
+    finally:
+        for recorder in nodes:
+            recorder.node.close()
+    raw = {r.name: (r.answer.stdout if r.answer is not None and facts.nodes[r.name].reachable else None)
+           for r in nodes}
+    errors = {name: n.error for name, n in facts.nodes.items()}
+    meta = examscore.write_evidence(folder, raw, errors, boots, time.time())
+    wanted = probe_names(sections)  # the ACL probe: destructive ones never reach an exam
+    if wanted and any(n.reachable for n in facts.nodes.values()):
+        probed = run_probes(wanted, lab.node_names, lambda n: lc.lab_node(lab, n, 10.0), say)
+        facts = dataclasses.replace(facts, probes=MappingProxyType(probed))
+    return facts, meta
+
+
+# --- lab exam start -----------------------------------------------------------------------------
+
+def _archive(lab: Lab) -> None:
+    """A finished exam's folder moves to exams/ (kept), so the new one starts empty."""
+    folder = exam.exam_dir(lab.dir)
+    if folder.exists():
+        target = lab.dir / "exams" / time.strftime("%Y%m%d-%H%M%S")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(target))
+
+
+@lc._mutating()  # noqa: SLF001 - the lab's own lock, as every lifecycle step
+def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
+          progress: Progress | None = None) -> exam.ExamState:
+    """Build one lab state for every task, prove every task red, then start the timer."""
+    progress = progress or Progress()
+    lab = lc.require_lab()
+    old = exam.read_state(lab.dir)
+    if old is not None and old.status != "submitted":
+        raise UsageError("an exam is already running on this lab: 'lab exam submit' first")
+    exercises = plan.exercises()
+    if tuple(lab.node_names[:len(plan.nodes)]) != tuple(plan.nodes) or len(plan.nodes) != len(lab.node_names):
+        raise UsageError(f"the plan was drawn for nodes {', '.join(plan.nodes)}; this lab has "
+                         f"{', '.join(lab.node_names)}")
+    bad = [f"{e.id}: {why}" for e in exercises if (why := exam.exam_eligible(e, len(lab.node_names)))]
+    bad += exam.conflicts(exercises, lab.node_names)
+    if bad:
+        raise UsageError(f"the plan cannot be one lab state: {'; '.join(bad)}")
+    if not lab.done(f"{lc.SNAP_CLUSTER}_snapshot"):
+        raise UsageError("the lab has no 'cluster' snapshot yet: run 'lab up' to finish it")
+    _archive(lab)
+    combined = exam.combined_start(exercises)
+    faults = faultlib.resolve(combined.faults, lab.node_names)
+    began = time.monotonic()
+    domains = [lab.domain_name(n) for n in lab.node_names]
+    with progress.step("lab", f"revert every node to '{lc.SNAP_CLUSTER}'"):
+        virt.revert(domains, lc.SNAP_CLUSTER)
+    lab.state["exercise"] = None
+    lab.save()
+    nodes = lc._connect_all(lab)  # noqa: SLF001
+    try:
+        lc._sync_clocks(lab, nodes)  # noqa: SLF001
+        first = nodes[lab.node_names[0]]
+        with progress.step(first.name, "cluster healthy (all online, quorate)", limit=300):
+            provision.run_root(first, provision.wait_healthy_script(len(domains), settle=False), "health")
+        if combined.commands:
+            what = f"start state of {len(exercises)} tasks ({len(combined.commands)} commands)"
+            with progress.step(first.name, what):
+                lc._run_commands(nodes, first.name, combined.commands, lc._context(lab),  # noqa: SLF001
+                                 "exam start state")
+        lc._apply_faults(lab, faults, nodes, progress)  # noqa: SLF001
+        lc.settle_after_faults(lab, faults, nodes, progress)
+    finally:
+        lc._close(nodes)  # noqa: SLF001
+    folder = exam.exam_dir(lab.dir)
+    with progress.step("lab", "baseline: every task grades red"):
+        facts, _meta = freeze(lab, exercises, folder / "evidence" / "baseline", lambda t: progress.say("lab", t))
+        green = [f"{i}. {e.id}" for i, e in enumerate(exercises, 1) if grade(e, facts).passed]
+    if green:
+        raise LabError(f"exam build error: task(s) {', '.join(green)} grade green at start (a task solved "
+                       "before the exam is a broken start state, not a gift); 'lab exam start' again draws anew")
+    state = exam.ExamState(plan=plan, minutes=minutes, started_wall=time.time(),
+                           started_monotonic=time.monotonic(), host_boot=exam.host_boot_id(),
+                           build_seconds=round(time.monotonic() - began, 1),
+                           sign_key=str(sign_key.resolve()) if sign_key else None)
+    exam.write_state(lab.dir, state)
+    state.watcher_pid = start_watcher(lab)
+    exam.write_state(lab.dir, state)
+    progress.say("lab", f"exam started: {len(exercises)} tasks, {minutes:g} minutes (built in "
+                        f"{state.build_seconds:g} s); 'lab exam status', 'lab exam review' after submit")
+    return state
+
+
+# --- the deadline watcher ------------------------------------------------------------------------
+
+def start_watcher(lab: Lab) -> int:
+    """A host process of its own session (it outlives this command) that submits at the deadline."""
+    log = (exam.exam_dir(lab.dir) / "watcher.log").open("a")
+    env = dict(os.environ, LAB_NAME=lab.name)
+    proc = subprocess.Popen([sys.executable, "-m", "lab.workflows.exam_run", "watch"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    return proc.pid
+
+
+def end_watcher(lab_dir: Path) -> None:
+    """End the exam's watcher (submit and destroy do), by its recorded pid, never by name."""
+    try:
+        state = exam.read_state(lab_dir)
+    except UsageError:
+        return
+    if state is None or not state.watcher_pid or state.watcher_pid == os.getpid():
+        return
+    if exam.pid_alive(state.watcher_pid) and _is_watcher(state.watcher_pid):
+        import signal
+
+        os.kill(state.watcher_pid, signal.SIGTERM)
+
+
+def _is_watcher(pid: int) -> bool:
+    try:
+        return b"lab.workflows.exam_run" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def watch() -> int:
+    """The watcher's loop: sleep until the deadline (re-reading the state), then submit."""
+    from lab.vm.labstate import current_name
+
+    lab_dir = Lab(current_name()).dir
+    while True:
+        state = exam.read_state(lab_dir)
+        if state is None or state.status != "running":
+            return 0
+        left = state.seconds_left()
+        if left <= 0:
+            print(f"{time.ctime()}: deadline passed, submitting", flush=True)
+            for _attempt in range(30):  # a lab command may hold the lab's lock: wait for it
+                try:
+                    submit(key=_key(state), by_watcher=True)
+                    return 0
+                except LabError as exc:
+                    print(f"{time.ctime()}: submit failed, retrying: {exc}", flush=True)
+                    time.sleep(10)
+            return 1
+        time.sleep(min(max(left, 0.5), 20.0))
+
+
+def _key(state: exam.ExamState) -> bytes | None:
+    from lab.workflows.gradebook import read_key
+
+    return read_key(Path(state.sign_key)) if state.sign_key else None
+
+
+# --- lab exam submit -----------------------------------------------------------------------------
+
+def _restart_cluster(lab: Lab, progress: Progress) -> dict[str, Any]:
+    """After the reboot: the lab's baseline does not enable the cluster at boot (that is the
+    cluster-enable exercise), so the examiner starts it where it did not come up by itself, and
+    records where; then waits (bounded) for every node online and the cluster settled."""
+    started: list[str] = []
+    began = time.monotonic()
+    nodes = lc._connect_all(lab, deadline_s=180)  # noqa: SLF001
+    try:
+        for name, node in nodes.items():
+            result = node.run("sudo -n sh -c 'systemctl is-active -q pacemaker || { pcs cluster start "
+                              ">/dev/null 2>&1 && echo started; }'", timeout=180)
+            if "started" in result.stdout:
+                started.append(name)
+        first = nodes[lab.node_names[0]]
+        healthy = True
+        try:
+            with progress.step(first.name, "cluster back after the reboot (bounded)", limit=SETTLE_TIMEOUT):
+                provision.run_root(first, provision.wait_healthy_script(len(nodes), timeout=SETTLE_TIMEOUT),
+                                   "settle", timeout=SETTLE_TIMEOUT + 30)
+        except NodeError as exc:
+            healthy = False
+            progress.say(first.name, f"the cluster did not settle: {exc}")
+    finally:
+        lc._close(nodes)  # noqa: SLF001
+    return {"started_by_examiner": started, "settled": healthy, "seconds": round(time.monotonic() - began, 1)}
+
+
+@lc._mutating()  # noqa: SLF001
+def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PASS_MARK,
+           progress: Progress | None = None, by_watcher: bool = False) -> dict[str, Any]:
+    """Freeze and grade, reboot every node (boot ids prove it), wait for the cluster, grade again."""
+    progress = progress or Progress()
+    lab = lc.require_lab()
+    state = exam.read_state(lab.dir)
+    if state is None or state.status == "submitted":
+        raise UsageError("no exam is running: 'lab exam start'")
+    left = state.seconds_left()
+    state.status = "submitting"
+    exam.write_state(lab.dir, state)
+    if not by_watcher:
+        end_watcher(lab.dir)
+    exercises = state.plan.exercises()
+    folder = exam.exam_dir(lab.dir)
+    say: Callable[[str], None] = lambda text: progress.say("lab", text)  # noqa: E731
+    times: dict[str, Any] = {"started": state.started_wall, "submitted": time.time(),
+                             "used_seconds": round(state.minutes * 60 - max(left, 0), 1),
+                             "build_seconds": state.build_seconds, "by_deadline": by_watcher}
+    t0 = time.monotonic()
+    with progress.step("lab", "freeze the evidence of every node and grade it"):
+        try:
+            pre_facts, pre_meta = freeze(lab, exercises, folder / "evidence" / "pre", say)
+            pre = examscore.judge_phase(exercises, pre_facts)
+        except LabError as exc:
+            pre_meta, pre = {}, examscore.judge_phase(exercises, None, str(exc))
+    times["freeze_grade_seconds"] = round(time.monotonic() - t0, 1)
+    before = {n: (pre_meta.get("nodes") or {}).get(n, {}).get("boot_id") for n in lab.node_names}
+    reboot: dict[str, Any] = {}
+    post = None
+    if any(e.persistent for e in exercises):
+        t1 = time.monotonic()
+        with progress.step("lab", "persistence phase: reboot every node", limit=600):
+            result = reboot_probe(lab.node_names, lambda n: lc.lab_node(lab, n, 5.0))
+        times["reboot_seconds"] = round(time.monotonic() - t1, 1)
+        after = _boot_ids(lab)
+        rebooted = sorted(n for n in lab.node_names if after.get(n) and after[n] != before.get(n))
+        reboot = {"error": result.error, "rebooted": rebooted, "boot_ids_before": before, "boot_ids_after": after}
+        if result.error or len(rebooted) != len(lab.node_names):
+            missing = sorted(set(lab.node_names) - set(rebooted))
+            reboot["error"] = result.error or f"no proof of a reboot (same or no boot id) on {', '.join(missing)}"
+            reboot["summary"] = f"not proven: {reboot['error']}"
+            post = examscore.judge_phase(exercises, None, f"persistence phase: {reboot['error']}")
+        else:
+            t2 = time.monotonic()
+            reboot.update(_restart_cluster(lab, progress))
+            times["settle_seconds"] = round(time.monotonic() - t2, 1)
+            started = reboot["started_by_examiner"]
+            reboot["summary"] = (f"every node rebooted (new boot id on {', '.join(rebooted)}); "
+                                 + (f"cluster started by the examiner on {', '.join(started)}; " if started else "")
+                                 + ("settled" if reboot["settled"] else "the cluster did not come back in time"))
+            with progress.step("lab", "grade again after the reboot"):
+                try:
+                    post_facts, _ = freeze(lab, exercises, folder / "evidence" / "post", say)
+                    post = examscore.judge_phase(exercises, post_facts)
+                except LabError as exc:
+                    post = examscore.judge_phase(exercises, None, str(exc))
+    tasks = examscore.task_entries(exercises, [t.weight for t in state.plan.tasks], pre, post)
+    evidence = {p: {n: e.get("sha256") for n, e in (_meta_of(folder / "evidence" / p).get("nodes") or {}).items()}
+                for p in ("baseline", "pre", "post") if (folder / "evidence" / p / "meta.json").exists()}
+    doc = examscore.results_document(plan=state.plan.to_json(), tasks=tasks, pass_mark=pass_mark,
+                                     practice=state.practice, times=times,
+                                     boot_ids={"before": before, "after": reboot.get("boot_ids_after")},
+                                     evidence=evidence, reboot=reboot)
+    examscore.write_results(folder, doc, key if key is not None else _key(state))
+    state.status = "submitted"
+    state.results = str(folder / "results.json")
+    exam.write_state(lab.dir, state)
+    summary = doc["summary"]
+    progress.say("lab", f"exam submitted: {summary['percent']} % ({summary['status']}); results in {folder}")
+    return doc
+
+
+def _meta_of(folder: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["watch"]:
+    from lab.transport import runner
+
+    with runner.owned_children():
+        sys.exit(watch())
