@@ -14,27 +14,18 @@ from pathlib import Path
 
 from lab.core.errors import LabError
 from lab.engine.exercises import command_context, render_command
+from lab.transport.local import CibFileRunner
 from lab.transport.runner import CommandResult, require_ok, run_local
-
-# Inside a command, `pcs` works on the file and `crm` reads CIB_file, so the same
-# command text serves a live node and a CIB file.
-# `crm_resource --wait` (let the cluster settle) becomes a scheduler run on the file.
-_PREAMBLE = (
-    'pcs() { command pcs -f "$CIB_file" "$@"; }\n'
-    'crm_resource() {\n'
-    '  if [ "$1" = --wait ]; then\n'
-    '    crm_simulate -x "$CIB_file" -S -q 1 -O "$CIB_file.settled" >/dev/null && mv "$CIB_file.settled" "$CIB_file"\n'
-    '  else command crm_resource "$@"; fi\n'
-    '}\n'
-)
 
 
 class OfflineCluster:
-    """A CIB file plus the node names it is simulated with."""
+    """A CIB file plus the node names it is simulated with; commands run through a saved-CIB
+    runner (lab.transport.local.CibFileRunner: `pcs` as `pcs -f`, crm with CIB_file)."""
 
     def __init__(self, path: Path, nodes: Sequence[str] = ("node1", "node2")) -> None:
         self.path = path
         self.nodes = tuple(nodes)
+        self.runner = CibFileRunner(path)
 
     @classmethod
     def empty(cls, path: Path, nodes: Sequence[str] = ("node1", "node2"), *,
@@ -54,9 +45,7 @@ class OfflineCluster:
         if re.match(r"on [A-Za-z0-9_.-]+:", text):
             # `on NODE: ...` acts on a node's OS (a user, a firewall rule), not on the CIB.
             return CommandResult(text, 0, "", "skipped on a CIB file: a node-level command")
-        result = run_local(["sh", "-c", _PREAMBLE + text],
-                           env={"CIB_file": str(self.path), "CIB_shadow": ""}, timeout=120)
-        return require_ok(result, f"'{text}'")
+        return require_ok(self.runner.run(text, timeout=120), f"'{text}'")
 
     def run_all(self, commands: Sequence[str]) -> None:
         for command in commands:
