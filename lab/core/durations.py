@@ -46,6 +46,13 @@ def parse_ms(text: str | None) -> int | None:
     return min(int(digits) * multiplier // divisor, _MAX_INTERVAL_MS)
 
 
+# unit letter -> (part, factor, whether a later value replaces the part rather than adds to it):
+# pacemaker keeps the last years and months it reads and adds up the rest. After T, M is minutes.
+_ISO_UNITS = {"Y": ("years", 1, True), "M": ("months", 1, True), "W": ("days", 7, False),
+              "D": ("days", 1, False), "H": ("seconds", 3_600, False), "S": ("seconds", 1, False)}
+_ISO_TIME_UNITS = {"M": ("seconds", 60, False)}
+
+
 def _parse_iso(text: str) -> int | None:
     """An ISO 8601 duration as pacemaker 2.1 reads it (crm_time_parse_duration).
 
@@ -57,7 +64,7 @@ def _parse_iso(text: str) -> int | None:
     """
     if len(text) < 2 or text[1].isspace():
         return None
-    years = months = days = seconds = 0
+    parts = {"years": 0, "months": 0, "days": 0, "seconds": 0}
     is_time = False
     index = 1
     while index < len(text) and text[index] != "/" and not text[index].isspace():
@@ -68,24 +75,14 @@ def _parse_iso(text: str) -> int | None:
         value, index = _iso_int(text, index)
         if value is None or index >= len(text):
             return None
-        unit = text[index]
-        if unit == "Y":
-            years = value
-        elif unit == "M" and is_time:
-            seconds += value * 60
-        elif unit == "M":
-            months = value
-        elif unit == "W":
-            days += value * 7
-        elif unit == "D":
-            days += value
-        elif unit == "H":
-            seconds += value * 3_600
-        elif unit == "S":
-            seconds += value
-        else:
+        unit = _ISO_TIME_UNITS.get(text[index]) if is_time else None
+        unit = unit or _ISO_UNITS.get(text[index])
+        if unit is None:
             return None
+        part, factor, replaces = unit
+        parts[part] = value * factor if replaces else parts[part] + value * factor
         index += 1
+    years, months, days, seconds = parts["years"], parts["months"], parts["days"], parts["seconds"]
     if years:
         return None  # calendar years are not a fixed interval
     total = seconds + (86_400 * 30 * months if months > 0 else 0)

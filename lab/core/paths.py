@@ -15,5 +15,10 @@ def lab_home() -> Path:
 
 
 def project_root() -> Path:
-    """The source tree (boxes/, Vagrantfile.j2) this package was installed from."""
-    return Path(__file__).resolve().parents[2]
+    """Where boxes/ and Vagrantfile.j2 are: lab/data inside an installed wheel (pyproject maps
+    them there as package data), else the source checkout this package runs from."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "data"
+    if (installed / "Vagrantfile.j2").is_file():
+        return installed
+    return package.parent

@@ -1,11 +1,30 @@
-"""Read a TOML file of ours (exercises, rosters), turning every failure into one error type."""
+"""Read a TOML file of ours (exercises, profiles, rosters) and check it against its schema.
+
+Every failure is one error type and one line: the file, the key path and what was expected,
+e.g. "x.toml: start.min_nodes: expected an integer 1..5, got 'two'". The schemas are pydantic
+models; `validated` turns pydantic's error list into that line.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from lab.core.errors import LabError
+
+M = TypeVar("M", bound=BaseModel)
+
+# pydantic's error types, as the words an author reads after "expected".
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "string_type": "a string",
+    "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
+    "tuple_type": "a list", "dict_type": "a table", "model_type": "a table",
+    "model_attributes_type": "a table", "float_type": "a number",
+}
 
 
 def read_toml(path: Path, what: str, error: type[LabError]) -> dict:
@@ -16,3 +35,68 @@ def read_toml(path: Path, what: str, error: type[LabError]) -> dict:
         raise error(f"cannot read {what} {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{what} {path.name} is not valid TOML: {exc}") from None
+
+
+def expected(what: str) -> PydanticCustomError:
+    """A validator's complaint, shown as "KEY: expected WHAT, got VALUE"."""
+    return PydanticCustomError("expected", what)
+
+
+def refused(why: str) -> PydanticCustomError:
+    """A validator's complaint shown as it is: "KEY: WHY"."""
+    return PydanticCustomError("refused", why)
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """('start', 'faults', 0, 'kind') -> 'start.faults[0].kind'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an author wrote it, cut short: one line whatever it holds."""
+    text = repr(value)
+    if isinstance(value, dict):
+        text = "a table"
+    elif isinstance(value, list):
+        text = "a list"
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def describe(error: dict[str, Any]) -> str:
+    """One pydantic error as "KEY: expected ..., got ..."."""
+    loc, kind = key_path(tuple(error["loc"])), error["type"]
+    got = shown(error.get("input"))
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return f"{loc}: missing (a required key)"
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if kind == "refused":
+        return f"{loc}: {error['msg']}"
+    if kind == "value_error":
+        return f"{loc}: {error['msg'].removeprefix('Value error, ')}"
+    if kind == "literal_error":
+        return f"{loc}: expected one of {ctx.get('expected')}, got {got}"
+    if kind == "union_tag_invalid":
+        return f"{loc}: unknown {ctx.get('discriminator', 'kind')} {shown(ctx.get('tag'))} " \
+               f"(known: {ctx.get('expected_tags')})"
+    if kind == "union_tag_not_found":
+        return f"{loc}: missing {ctx.get('discriminator', 'kind')}"
+    what = error["msg"] if kind == "expected" else _EXPECTED.get(kind)
+    if what is None:
+        what = error["msg"].removeprefix("Input should be ").removeprefix("input should be ")
+    return f"{loc}: expected {what}, got {got}"
+
+
+def validated(model: type[M], data: Any, where: str, error: type[LabError],
+              context: dict[str, Any] | None = None) -> M:
+    """`data` as a `model`, or `error` with one line naming WHERE, the key and what was expected."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise error(f"{where}: {describe(dict(first))}") from None
