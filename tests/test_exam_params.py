@@ -88,13 +88,13 @@ def test_bad_parameter_tables_are_one_line_errors(table: dict, message: str) -> 
     data = dict(read_toml(exercise.path, "exercise", ExerciseSchemaError), params=table)
     with pytest.raises(ExerciseSchemaError, match=message) as info:
         parse_exercise(data, exercise.path)
-    assert "resource-create.toml [params." in str(info.value) and "\n" not in str(info.value)
+    assert "resource-create.toml: params" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_bad_touches_are_one_line_errors() -> None:
     exercise = load("resource-create")
     data = dict(read_toml(exercise.path, "exercise", ExerciseSchemaError), touches={"nodez": []})
-    with pytest.raises(ExerciseSchemaError, match=r"resource-create.toml \[touches\]: unknown field 'nodez'"):
+    with pytest.raises(ExerciseSchemaError, match=r"resource-create.toml: touches.nodez: unknown key"):
         parse_exercise(data, exercise.path)
 
 

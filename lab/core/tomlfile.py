@@ -61,7 +61,7 @@ def shown(value: Any, limit: int = 60) -> str:
     if isinstance(value, dict):
         text = "a table"
     elif isinstance(value, list):
-        text = "a list"
+        text = f"a list of {len(value)}"
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -81,11 +81,12 @@ def describe(error: dict[str, Any]) -> str:
         return f"{loc}: {error['msg'].removeprefix('Value error, ')}"
     if kind == "literal_error":
         return f"{loc}: expected one of {ctx.get('expected')}, got {got}"
-    if kind == "union_tag_invalid":
-        return f"{loc}: unknown {ctx.get('discriminator', 'kind')} {shown(ctx.get('tag'))} " \
-               f"(known: {ctx.get('expected_tags')})"
-    if kind == "union_tag_not_found":
-        return f"{loc}: missing {ctx.get('discriminator', 'kind')}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        if kind == "union_tag_not_found":
+            return f"{loc}.{key}: missing (a required key)"
+        known = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"{loc}.{key}: unknown {key} {shown(ctx.get('tag'))} (known: {known})"
     what = error["msg"] if kind == "expected" else _EXPECTED.get(kind)
     if what is None:
         what = error["msg"].removeprefix("Input should be ").removeprefix("input should be ")
@@ -98,5 +99,24 @@ def validated(model: type[M], data: Any, where: str, error: type[LabError],
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise error(f"{where}: {describe(dict(first))}") from None
+        first = dict(exc.errors(include_url=False)[0])
+        first["loc"] = _written(data, tuple(first["loc"]))
+        raise error(f"{where}: {describe(first)}") from None
+
+
+def _written(data: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The key path as the file has it: without the tags pydantic puts in for a tagged union
+    (start.faults[0].break-config.sed is start.faults[0].sed in the file)."""
+    out: list[int | str] = []
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(data, dict) and isinstance(part, str) and part not in data and not last:
+            continue  # a union tag: the same table, one level down in pydantic's path only
+        out.append(part)
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            data = None
+    return tuple(out)

@@ -1,23 +1,20 @@
-"""Fault injection as data: exercises name a kind, a node and parameters; this registry applies them.
+"""Fault injection: the kinds lab.engine.faultkinds declares (and the catalogue is checked
+against when it loads), implemented here, on a running lab.
 
-    faults = [{ kind = "stop-cluster", node = "last" }]
-    faults = [{ kind = "stop-daemon", node = "node2", daemon = "pacemaker" }]
-    faults = [{ kind = "break-config", node = "first", file = "/etc/corosync/corosync.conf",
-                sed = "s/transport: knet/transport: udpu/", restart = "corosync" }]
-
-Inside-node faults are shell scripts run as root over SSH; node-level faults (kill,
-pause) go through libvirt. Every fault is undone by the next `lab start`/`lab reset`,
+Inside-node faults are scripts (lab/scripts/faults/*.sh) run as root over SSH; node-level
+faults (kill, pause) go through libvirt. Every fault is undone by the next `lab start`/`lab reset`,
 which reverts the snapshot.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lab.core.errors import ExerciseSchemaError
+from lab.engine.faultkinds import FAULT_KINDS, FaultKindSpec
+from lab.transport import scripts
 
 COROSYNC_PORTS = "5404:5406"
 
@@ -45,40 +42,43 @@ class FaultKind:
     takes_node_out: bool = False
 
 
+def _with_defaults(spec: FaultKindSpec, params: Mapping[str, Any]) -> dict[str, str]:
+    return {name: str(params.get(name, spec.optional.get(name, ""))) for name in spec.params}
+
+
 def _stop_cluster(_: Mapping[str, Any]) -> str:
-    return "systemctl stop pacemaker && systemctl stop corosync\n"
+    return scripts.render("faults/stop_cluster.sh")
 
 
 def _stop_daemon(params: Mapping[str, Any]) -> str:
-    return f"systemctl stop {shlex.quote(str(params.get('daemon', 'pacemaker')))}\n"
+    return scripts.render("faults/stop_daemon.sh",
+                          DAEMON=_with_defaults(FAULT_KINDS["stop-daemon"], params)["daemon"])
 
 
 def _cut_link(_: Mapping[str, Any]) -> str:
-    # Only corosync's traffic: SSH from the host (and the grader) still reaches the node.
-    return (f"iptables -I INPUT -p udp --dport {COROSYNC_PORTS} -j DROP\n"
-            f"iptables -I OUTPUT -p udp --dport {COROSYNC_PORTS} -j DROP\n")
+    return scripts.render("faults/cut_link.sh", PORTS=COROSYNC_PORTS)
 
 
 def _break_config(params: Mapping[str, Any]) -> str:
-    path = shlex.quote(str(params["file"]))
-    lines = [f"sed -i -e {shlex.quote(str(params['sed']))} {path}"]
-    if params.get("restart"):
-        lines.append(f"systemctl restart {shlex.quote(str(params['restart']))} || true")
-    return "\n".join(lines) + "\n"
+    values = _with_defaults(FAULT_KINDS["break-config"], params)
+    return scripts.render("faults/break_config.sh", FILE=values["file"], SED=values["sed"],
+                          RESTART=values["restart"])
 
 
-REGISTRY: dict[str, FaultKind] = {k.name: k for k in (
-    FaultKind("stop-cluster", "stop pacemaker and corosync on the node", script=_stop_cluster,
-              takes_node_out=True),
-    FaultKind("stop-daemon", "stop one daemon (param daemon, default pacemaker)", script=_stop_daemon),
-    FaultKind("cut-link", "drop corosync traffic in and out of the node (iptables)", script=_cut_link,
-              takes_node_out=True),
-    FaultKind("break-config", "edit a file with sed (params file, sed; optional restart)",
-              script=_break_config, required=("file", "sed")),
-    FaultKind("kill-node", "power the node off hard (libvirt destroy)", domain_action="kill",
-              takes_node_out=True),
-    FaultKind("pause-node", "freeze the node (libvirt suspend)", domain_action="pause", takes_node_out=True),
-)}
+# How each declared kind runs: a script, or an action on the libvirt domain.
+_IMPLEMENTATIONS: dict[str, dict[str, Any]] = {
+    "stop-cluster": {"script": _stop_cluster},
+    "stop-daemon": {"script": _stop_daemon},
+    "cut-link": {"script": _cut_link},
+    "break-config": {"script": _break_config},
+    "kill-node": {"domain_action": "kill"},
+    "pause-node": {"domain_action": "pause"},
+}
+
+REGISTRY: dict[str, FaultKind] = {
+    name: FaultKind(name, spec.description, required=spec.required, takes_node_out=spec.takes_node_out,
+                    **_IMPLEMENTATIONS[name])
+    for name, spec in FAULT_KINDS.items()}
 
 
 def resolve_node(spec: str, nodes: Sequence[str]) -> str:
@@ -93,7 +93,8 @@ def resolve_node(spec: str, nodes: Sequence[str]) -> str:
 
 
 def resolve(raw: Sequence[Mapping[str, Any]], nodes: Sequence[str]) -> list[Fault]:
-    """Validate an exercise's faults against the registry and the lab's nodes."""
+    """An exercise's faults on the lab's nodes (kinds and parameters were checked at load time;
+    checked again here for faults that come from elsewhere, e.g. an exam's combined start)."""
     out = []
     for item in raw:
         kind = REGISTRY.get(str(item.get("kind")))
