@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.transport import scripts
 from lab.vm import provision, virt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +107,8 @@ def _run_start_unit(tmp_path: Path, fails: int) -> tuple[subprocess.CompletedPro
     fake = bindir / "systemctl"
     fake.write_text(FAKE_SYSTEMCTL.format(log=log, state=state, fails=fails))
     fake.chmod(0o755)
-    script = "set -eu\n" + provision._START_UNIT + "start_unit pcsd\necho started\n"
+    script = (scripts.assignments({"START_TRIES": provision.START_TRIES}) + scripts.source("lib/start_unit.sh")
+              + "set -eu\nstart_unit pcsd\necho started\n")
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
                             timeout=30, check=False)
@@ -131,10 +133,31 @@ def test_a_unit_that_never_starts_fails_the_script_with_its_reason(tmp_path: Pat
     assert "timeout was exceeded" in result.stderr
 
 
+def test_the_start_timeout_goes_to_every_lab_unit_once(tmp_path: Path) -> None:
+    """Run into a scratch root with a stand-in systemctl: a drop-in per lab unit and one reload;
+    a second run (lab up again, or a box that ships them) writes nothing and reloads nothing."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "log"
+    (bindir / "systemctl").write_text(f'#!/bin/sh\necho "$*" >>{log}\n')
+    (bindir / "systemctl").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    root = tmp_path / "root"
+    for _ in range(2):
+        done = subprocess.run(["bash", "-c", provision.unit_timeouts_script(str(root))], env=env,
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+    units = sorted(p.name for p in (root / "etc/systemd/system").iterdir())
+    assert units == sorted(f"{u}.service.d" for u in provision.LAB_UNITS)
+    for unit in provision.LAB_UNITS:
+        dropin = root / "etc/systemd/system" / f"{unit}.service.d" / "50-failover-lab-timeout.conf"
+        assert dropin.read_text() == provision.unit_timeout_dropin()
+    assert log.read_text() == "daemon-reload\n"
+
+
 @pytest.mark.parametrize("script", [provision.pcsd_script("pw"), provision.start_cluster_script()])
-def test_unit_scripts_install_the_start_timeout_for_every_lab_unit(script: str, tmp_path: Path) -> None:
-    assert f"for _u in {' '.join(provision.LAB_UNITS)}; do" in script
-    assert "systemctl daemon-reload" in script
+def test_unit_scripts_install_the_start_timeout_before_starting_units(script: str) -> None:
+    assert script.index("\ninstall_unit_timeouts\n") < script.index("\nstart_unit ")
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 

@@ -84,8 +84,11 @@ def test_every_root_script_runs_under_the_same_secret_free_command_line() -> Non
 
 def test_secrets_reach_commands_on_a_pipe_from_a_builtin() -> None:
     """In a script, a secret is only ever the argument of printf/echo (shell builtins: no process,
-    no argv) piped into the command that needs it; secrets given on stdin are not in the script."""
+    no argv) piped into the command that needs it, either literally or through the UPPERCASE
+    shell variable lab.transport.scripts.render assigns it to (an assignment runs no process);
+    secrets given on stdin are not in the script."""
     key, private_key = secrets.token_bytes(512), "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END-----\n"
+    piped = r"\s*(printf '%s\\n'|echo) \S+ \| \S"
     for what, script, stdin, secret in secret_bearing(PASSWORD, key, private_key):
         if stdin is not None:
             assert not secret or secret not in script, what
@@ -93,7 +96,14 @@ def test_secrets_reach_commands_on_a_pipe_from_a_builtin() -> None:
         lines = [ln for ln in script.splitlines() if secret in ln]
         assert lines, f"{what}: the secret is not in the script at all"
         for line in lines:
-            assert re.match(r"\s*(printf '%s\\n'|echo) \S+ \| \S", line), f"{what}: {line}"
+            assigned = re.fullmatch(r"([A-Z][A-Z0-9_]*)=\S+", line)
+            if assigned:  # the parameter's uses: each one piped from a builtin
+                uses = [ln for ln in script.splitlines()
+                        if re.search(rf"\$\{{?{assigned[1]}\b(?!:\?)", ln)]
+                assert uses, f"{what}: {assigned[1]} is never used"
+                lines += uses
+                continue
+            assert re.match(piped, line), f"{what}: {line}"
             assert " -p " not in line, f"{what}: {line}"
 
 

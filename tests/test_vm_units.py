@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from lab.core.corosync import parse_corosync_conf
 from lab.core.errors import ExerciseSchemaError, UsageError
 from lab.engine.exercises import load_all
+from lab.transport import scripts
 from lab.vm import faults, profiles, provision, virt
 from lab.vm import vagrant as vg
 from lab.vm.labstate import Lab, current_lab, write_atomic
@@ -121,34 +123,112 @@ def test_hosts_file_has_every_node_and_no_loopback_alias() -> None:
     assert "127.0.1.1" not in text
 
 
+def _fake_bin(tmp_path: Path, **commands: str) -> tuple[dict[str, str], Path]:
+    """Stand-ins on PATH for the node commands a script runs: each logs its argv and its stdin to
+    LOG, then runs the given shell body. Returns the environment to run under and the log."""
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bindir.mkdir(exist_ok=True)
+    for name, body in commands.items():
+        fake = bindir / name
+        fake.write_text(f'#!/bin/bash\necho "{name} $*" >>{log}\n'
+                        f'[ -t 0 ] || sed "s/^/  stdin: /" >>{log}\n{body}\n')
+        fake.chmod(0o755)
+    return dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"), log
+
+
+def _bash(script: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", script], input=stdin, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
 def test_system_script_debian() -> None:
+    """The parameters reach the script intact (the profile's network text with its quotes and
+    heredoc), and the script is sound shell."""
     profile = profiles.load_profile("debian12")
     script = provision.system_script(node="node2", ip="10.0.0.12", cidr="10.0.0.0/24",
                                      nodes=[("node1", "10.0.0.11"), ("node2", "10.0.0.12")],
                                      pubkey="ssh-ed25519 AAAA lab", profile=profile)
-    assert "address 10.0.0.12/24" in script
-    assert "hostname node2" in script
-    assert "ssh-ed25519 AAAA lab" in script
+    params = script.removesuffix(scripts.source("provision/system.sh"))  # the assignments in front
+    shown = _bash(params + '\nprintf "%s|" "$NODE" "$SSH_USER" "$PUBKEY"; printf "%s" "$NETWORK$HOSTS"')
+    node, user, pubkey, rest = shown.stdout.split("|", 3)
+    assert (node, user, pubkey) == ("node2", "vagrant", "ssh-ed25519 AAAA lab")
+    assert "    address 10.0.0.12/24\nNET\n" in rest and "grep -q ' 10.0.0.12/' ||" in rest
+    assert rest.endswith(provision.hosts_file([("node1", "10.0.0.11"), ("node2", "10.0.0.12")]))
+    assert 'hostname "$NODE"' in script and 'eval "$NETWORK"' in script
+    assert _bash("set -n\n" + script).returncode == 0
 
 
 def test_pcsd_script_keeps_password_off_command_lines() -> None:
     script = provision.pcsd_script("s3cr'et")
-    assert "chpasswd" in script and "'hacluster:s3cr'\"'\"'et'" in script
+    assert "HACLUSTER_PASSWORD='s3cr'\"'\"'et'\n" in script
+    assert 'echo "hacluster:$HACLUSTER_PASSWORD" | chpasswd' in script
     assert "pcs cluster destroy --force" in script
 
 
 @pytest.mark.parametrize(("version", "auth"), [
-    ("0.11.5", "pcs host auth node1 node2"),
-    ("0.10.8", "pcs host auth node1 node2"),
-    ("0.9.169", "pcs cluster auth node1 node2"),
+    ("0.11.5", "pcs host auth node1 node2 -u hacluster --request-timeout=180"),
+    ("0.10.8", "pcs host auth node1 node2 -u hacluster --request-timeout=180"),
+    ("0.9.169", "pcs cluster auth node1 node2 -u hacluster"),
 ])
-def test_pcs_auth_syntax_follows_version(version: str, auth: str) -> None:
-    assert auth in provision.auth_script(["node1", "node2"], "pw", version)
+def test_pcs_auth_syntax_follows_version(version: str, auth: str, tmp_path: Path) -> None:
+    """Run against a stand-in pcs: the syntax of the version, the password on stdin only."""
+    if Path("/var/lib/pcsd/known-hosts").exists() or Path("/var/lib/pcsd/tokens").exists():
+        pytest.skip("this host's pcsd has known hosts: auth_script would skip pcs")
+    env, log = _fake_bin(tmp_path, pcs="")
+    done = _bash(provision.auth_script(["node1", "node2"], "p w'd", version), env)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == f"{auth}\n  stdin: p w'd\n"
 
 
-def test_pcs09_setup_goes_through_pcsd() -> None:
-    script = provision.setup_script(["node1", "node2"])
-    assert "pcs cluster setup --name my_cluster node1 node2 --start" in script
+def test_pcs09_setup_goes_through_pcsd(tmp_path: Path) -> None:
+    if "cluster_name: my_cluster" in (Path("/etc/corosync/corosync.conf").read_text()
+                                      if Path("/etc/corosync/corosync.conf").exists() else ""):
+        pytest.skip("this host's corosync.conf is my_cluster's: setup_script would skip pcs")
+    env, log = _fake_bin(tmp_path, pcs="")
+    done = _bash(provision.setup_script(["node1", "node2"]), env)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == "pcs cluster setup --name my_cluster node1 node2 --start\n"
+
+
+CRM_MON_XML = """<pacemaker-result><summary><current_dc with_quorum="{quorum}"/></summary><nodes>
+<node name="node1" id="1" online="{n1}"/>
+<node name="node2" id="2" online="{n2}"/>
+</nodes></pacemaker-result>"""
+
+
+@pytest.mark.parametrize(("n1", "n2", "quorum", "ok"), [
+    ("true", "true", "true", True), ("true", "false", "true", False), ("true", "true", "false", False)])
+def test_wait_healthy_script_waits_for_every_node_in_a_quorate_partition(
+        tmp_path: Path, n1: str, n2: str, quorum: str, ok: bool) -> None:
+    xml = CRM_MON_XML.format(n1=n1, n2=n2, quorum=quorum)
+    env, log = _fake_bin(tmp_path, crm_mon=f"cat <<'XML'\n{xml}\nXML", crm_resource="")
+    done = _bash(provision.wait_healthy_script(2, timeout=1), env)
+    assert (done.returncode == 0) is ok, done.stderr
+    if ok:
+        assert "crm_resource --wait --timeout=1s" in log.read_text()
+    else:
+        assert f"only {1 if n2 == 'false' else 2} of 2 nodes online after 1 s" in done.stderr
+        assert "crm_resource" not in log.read_text()
+    unsettled = _bash(provision.wait_healthy_script(2, timeout=1, settle=False), env)
+    assert unsettled.returncode == done.returncode
+    assert log.read_text().count("crm_resource") == (1 if ok else 0)
+
+
+def test_wait_offline_script_waits_until_every_named_node_is_offline(tmp_path: Path) -> None:
+    xml = CRM_MON_XML.format(n1="true", n2="false", quorum="true")
+    env, _ = _fake_bin(tmp_path, crm_mon=f"cat <<'XML'\n{xml}\nXML")
+    assert _bash(provision.wait_offline_script(["node2"], timeout=1), env).returncode == 0
+    waited = _bash(provision.wait_offline_script(["node1", "node2"], timeout=1), env)
+    assert waited.returncode == 1 and "node1 node2 still online after 1 s" in waited.stderr
+
+
+def test_set_clock_and_stonith_scripts_run_the_commands(tmp_path: Path) -> None:
+    env, log = _fake_bin(tmp_path, date="", crm_attribute='[ "$5" != -q ] || echo true')
+    assert _bash(provision.set_clock_script(1700000000.25), env).returncode == 0
+    assert _bash(provision.stonith_script(), env).returncode == 0
+    assert log.read_text().splitlines() == [
+        "date -s @1700000000.250", "crm_attribute -t crm_config -n stonith-enabled -q -G",
+        "crm_attribute -t crm_config -n stonith-enabled -v false"]
 
 
 def test_local_setup_and_install_with_the_real_pcs(tmp_path: Path) -> None:
@@ -156,7 +236,6 @@ def test_local_setup_and_install_with_the_real_pcs(tmp_path: Path) -> None:
     script puts it, fresh keys and known hosts in place with pcs's owners and modes."""
     import grp
     import pwd
-    import subprocess
 
     members = [("node1", "10.0.0.11"), ("node2", "10.0.0.12"), ("node3", "10.0.0.13")]
     made = subprocess.run(["bash", "-c", provision.local_setup_script(members)], capture_output=True, text=True)
@@ -187,9 +266,11 @@ def test_local_setup_and_install_with_the_real_pcs(tmp_path: Path) -> None:
 
 
 def test_cluster_files_digest_script_is_valid_shell() -> None:
-    import subprocess
-
-    assert subprocess.run(["sh", "-n", "-c", provision.cluster_files_digest_script()]).returncode == 0
+    assert _bash("set -n\n" + provision.cluster_files_digest_script()).returncode == 0
+    # This host has pacemaker's tools but no my_cluster: its files are missing.
+    if "cluster_name: my_cluster" not in (Path("/etc/corosync/corosync.conf").read_text()
+                                          if Path("/etc/corosync/corosync.conf").exists() else ""):
+        assert _bash(provision.cluster_files_digest_script()).stdout == "missing\n"
 
 
 @pytest.mark.parametrize("name", ["alma8", "rocky8", "centos8"])
@@ -274,7 +355,6 @@ def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pyt
 
 def test_root_known_hosts_names_every_node_for_ssh(tmp_path: Path) -> None:
     """The nodes' known_hosts, read back by OpenSSH's own ssh-keygen -F, by name and address."""
-    import subprocess
 
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBu6Nf3Mh3uu6HyX6XR72iYQ7qSkXhfqyLLp76B39W30 root@node2"
     known = provision.root_known_hosts({("node1", "10.0.0.11"): "", ("node2", "10.0.0.12"): key + "\n"})
@@ -289,7 +369,6 @@ def test_root_known_hosts_names_every_node_for_ssh(tmp_path: Path) -> None:
 def test_root_ssh_script_installs_key_authorization_and_host_keys(tmp_path: Path) -> None:
     """Run for real into a scratch root, twice (lab up run again): the key, one authorized line, the
     pinned hosts and the sshd drop-in that sorts before the box's PermitRootLogin no."""
-    import subprocess
 
     private = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\ndef\n-----END OPENSSH PRIVATE KEY-----\n"
     pub = "ssh-ed25519 AAAA root@lab"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 from lab.core.errors import LabError, UsageError
+from lab.transport import scripts
 from lab.vm import virt
 from lab.vm.labstate import Lab, write_atomic
 
@@ -161,10 +161,7 @@ def guest_script(root: str = "") -> str:
     """Install the lab's key where fence_xvm looks for it by default. Stdin: the key in base64 on
     one line (guest_input), so the key is in no script text or argument. ROOT prefixes the path
     (tests install into a scratch directory)."""
-    path = shlex.quote(root + GUEST_KEY)
-    return (f"set -eu\numask 077\ninstall -d -m 0755 {shlex.quote(root + '/etc/cluster')}\n"
-            f"IFS= read -r key\nprintf '%s' \"$key\" | base64 -d >{path}.new\n"
-            f"chmod 0600 {path}.new && mv -f {path}.new {path}\n")
+    return scripts.render("fixtures/fence_key.sh", ROOT=root, KEY_FILE=GUEST_KEY)
 
 
 def guest_input(key: bytes) -> str:

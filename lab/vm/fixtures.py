@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from lab.transport import scripts
+from lab.vm import fencehost, provision, virt
+
 if TYPE_CHECKING:
     from lab.core.progress import Progress
     from lab.transport.ssh import SSHNode
@@ -23,21 +26,8 @@ def sbd_volume(prefix: str) -> str:
     return f"{prefix}sbd.img"
 
 
-def _wait_disk_script() -> str:
-    return f"""set -eu
-i=0
-until [ -b {SBD_DEVICE} ]; do
-  i=$((i+1)); [ $i -le 120 ] || {{ echo "{SBD_DEVICE} did not appear" >&2; exit 1; }}; sleep 0.5
-done
-modprobe softdog
-echo softdog > /etc/modules-load.d/softdog.conf
-"""
-
-
 def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress: Progress) -> None:
     """Set up the named fixtures on the host and in every node (after the revert)."""
-    from lab.vm import fencehost, provision, virt
-
     if "fence-virtd" in names:
         with progress.step("host", "fence_virtd for this lab (multicast on the cluster network)"):
             fencehost.ensure_running(lab)
@@ -47,18 +37,16 @@ def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress
                                    input_text=fencehost.guest_input(key))
     if "sbd-disk" in names:
         with progress.step("host", f"shared {SBD_DISK_MIB} MiB disk {SBD_DEVICE} and a watchdog on every node"):
-            path = virt.shared_disk(lab.state.get("pool", "default"), sbd_volume(lab.prefix), SBD_DISK_MIB)
+            path = virt.shared_disk(lab.state.pool, sbd_volume(lab.prefix), SBD_DISK_MIB)
             virt.attach_shared_disk([lab.domain_name(n) for n in lab.node_names], path)
+            wait, blank = (scripts.render(f"fixtures/{name}.sh", SBD_DEVICE=SBD_DEVICE)
+                           for name in ("wait_disk", "blank_disk"))
             for node in nodes.values():
-                provision.run_root(node, _wait_disk_script(), "shared disk")
-            first = nodes[lab.node_names[0]]
+                provision.run_root(node, wait, "shared disk")
             # Every start begins with a blank disk: no SBD header from an earlier attempt.
-            provision.run_root(first, f"dd if=/dev/zero of={SBD_DEVICE} bs=1M count=4 oflag=direct 2>/dev/null\n",
-                               "blank shared disk")
+            provision.run_root(nodes[lab.node_names[0]], blank, "blank shared disk")
 
 
 def release(lab: Lab) -> None:
     """Stop host-side helpers (lab destroy); volumes go with the lab's other libvirt objects."""
-    from lab.vm import fencehost
-
     fencehost.stop(lab)

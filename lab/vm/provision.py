@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
-import shlex
 from collections.abc import Sequence
 
 from lab.core.errors import NodeError
 from lab.engine.exercises import pcs_generation
+from lab.transport import scripts
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
 from lab.vm.profiles import Profile
@@ -41,23 +41,13 @@ def system_script(*, node: str, ip: str, cidr: str, nodes: Sequence[tuple[str, s
     net = ipaddress.ip_network(cidr)
     network = profile.network.format(iface=profile.private_iface, ip=ip, prefixlen=net.prefixlen,
                                      netmask=net.netmask)
-    home = f"/home/{ssh_user}"
-    return f"""set -eu
-[ "$(cat /etc/hostname 2>/dev/null)" = {node} ] || echo {node} >/etc/hostname
-[ "$(hostname)" = {node} ] || hostname {node}
-cat >/etc/hosts.lab <<'HOSTS'
-{hosts_file(nodes)}HOSTS
-cmp -s /etc/hosts.lab /etc/hosts && rm -f /etc/hosts.lab || mv /etc/hosts.lab /etc/hosts
-{network.strip()}
-install -d -m 0700 -o {ssh_user} -g {ssh_user} {home}/.ssh
-printf '%s\\n' {shlex.quote(pubkey.strip())} >{home}/.ssh/authorized_keys.lab
-chown {ssh_user}: {home}/.ssh/authorized_keys.lab; chmod 0600 {home}/.ssh/authorized_keys.lab
-mv {home}/.ssh/authorized_keys.lab {home}/.ssh/authorized_keys
-"""
+    return scripts.render("provision/system.sh", NODE=node, HOSTS=hosts_file(nodes), NETWORK=network.strip(),
+                          SSH_USER=ssh_user, PUBKEY=pubkey.strip())
 
 
 def packages_script(profile: Profile) -> str:
-    """EL: enable the HA repository and install the cluster packages (Debian box: nothing)."""
+    """EL: enable the HA repository and install the cluster packages (Debian box: nothing).
+    All of it is the box profile's own shell (boxes/profiles/*.toml), one command a line."""
     lines = ["set -eu"] + list(profile.repo_setup)
     if profile.install and profile.packages:
         lines.append(profile.install.format(packages=" ".join(profile.packages)))
@@ -76,6 +66,9 @@ START_TRIES = 3
 # A script that starts units may need every try in full, plus its own waits.
 PCSD_SETUP_TIMEOUT = START_TRIES * UNIT_START_TIMEOUT + PCSD_WAIT
 CLUSTER_START_TIMEOUT = 2 * START_TRIES * UNIT_START_TIMEOUT
+# The shared functions of lab/scripts/lib a script starting units uses: start_unit (retried after
+# a failed start, see lab/scripts/lib/start_unit.sh) and install_unit_timeouts.
+_UNIT_LIBS = ("start_unit.sh", "unit_timeouts.sh")
 
 
 def unit_timeout_dropin() -> str:
@@ -84,52 +77,21 @@ def unit_timeout_dropin() -> str:
             f"[Service]\nTimeoutStartSec={UNIT_START_TIMEOUT}\n")
 
 
-def unit_timeouts_script() -> str:
-    """Install the start-timeout drop-in for every lab unit (boxes without it: EL, older builds)."""
-    return f"""_reload=0
-for _u in {' '.join(LAB_UNITS)}; do
-  _d=/etc/systemd/system/$_u.service.d
-  grep -qsx 'TimeoutStartSec={UNIT_START_TIMEOUT}' $_d/50-failover-lab-timeout.conf && continue
-  install -d $_d; printf '%s' {shlex.quote(unit_timeout_dropin())} >$_d/50-failover-lab-timeout.conf; _reload=1
-done
-[ $_reload -eq 0 ] || systemctl daemon-reload
-"""
+def _unit_params(root: str = "") -> dict[str, object]:
+    return {"START_TRIES": START_TRIES, "LAB_UNITS": LAB_UNITS, "UNIT_START_TIMEOUT": UNIT_START_TIMEOUT,
+            "UNIT_DROPIN": unit_timeout_dropin(), "ROOT": root}
 
 
-# start_unit UNIT: start it; after a failed start say why on stderr (a line starting
-# 'failover-lab: retry'), clear systemd's failed state and try again, up to START_TRIES times.
-_START_UNIT = f"""start_unit() {{
-  _try=1
-  until systemctl is-active -q "$1"; do
-    if _err=$(systemctl start "$1" 2>&1); then break; fi
-    _why=$(systemctl show -p Result --value "$1" 2>/dev/null)
-    if [ $_try -ge {START_TRIES} ]; then
-      echo "$1 did not start after {START_TRIES} tries: $_err (result: $_why)" >&2; return 1
-    fi
-    echo "failover-lab: retry $1 (try $_try of {START_TRIES} failed: $_err; result: $_why)" >&2
-    systemctl reset-failed "$1" pcsd-ruby.service 2>/dev/null || true
-    _try=$((_try+1))
-  done
-}}
-"""
+def unit_timeouts_script(root: str = "") -> str:
+    """Install the start-timeout drop-in for every lab unit (boxes without it: EL, older builds).
+    ROOT prefixes the paths (tests install into a scratch directory)."""
+    return scripts.render("provision/unit_timeouts.sh", libs=_UNIT_LIBS, **_unit_params(root))
 
 
 def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
     """hacluster password, no leftover cluster (Debian's one-node default), pcsd enabled, up and answering."""
-    return f"""set -eu
-echo {shlex.quote('hacluster:' + password)} | chpasswd
-if [ -e /etc/corosync/corosync.conf ] && ! grep -q {CLUSTER_NAME} /etc/corosync/corosync.conf; then
-  pcs cluster destroy --force >/dev/null 2>&1 || true
-fi
-{unit_timeouts_script()}systemctl is-enabled -q pcsd || systemctl enable -q pcsd
-{_START_UNIT}start_unit pcsd
-i=0
-until ss -Hltn 'sport = :2224' | grep -q .; do
-  i=$((i+1)); [ $i -le {wait * 4} ] || {{ echo "pcsd does not listen on 2224 after {wait} s" >&2; exit 1; }}
-  sleep 0.25
-done
-dpkg-query -W -f '${{Version}}\\n' pcs 2>/dev/null || rpm -q --qf '%{{VERSION}}\\n' pcs
-"""
+    return scripts.render("provision/pcsd.sh", libs=_UNIT_LIBS, **_unit_params(), HACLUSTER_PASSWORD=password,
+                          CLUSTER_NAME=CLUSTER_NAME, PCSD_WAIT=wait)
 
 
 PCS_REQUEST_TIMEOUT = 180
@@ -142,29 +104,13 @@ def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) ->
     get_user_and_pass -> get_terminal_password, 0.9 to 0.11): printf is a shell builtin, so the
     password is in no process's arguments (with -p it would be in pcs's, for `ps` to see).
     """
-    names = " ".join(nodes)
-    if pcs_generation(pcs_version) == "0.9":
-        check = "/var/lib/pcsd/tokens"
-        auth = f"pcs cluster auth {names} -u hacluster"
-    else:
-        check = "/var/lib/pcsd/known-hosts"
-        # pcs waits 60 s per request by default; a cold pcsd on a busy emulated guest took longer.
-        auth = f"pcs host auth {names} -u hacluster --request-timeout={PCS_REQUEST_TIMEOUT}"
-    test = " && ".join(f"grep -q '\"{n}\"' {check}" for n in nodes)
-    return (f"set -eu\nif [ -e {check} ] && {test}; then echo already; exit 0; fi\n"
-            f"printf '%s\\n' {shlex.quote(password)} | {auth}\n")
+    return scripts.render("provision/auth.sh", NODES=tuple(nodes), HACLUSTER_PASSWORD=password,
+                          PCS_GENERATION=pcs_generation(pcs_version), PCS_REQUEST_TIMEOUT=PCS_REQUEST_TIMEOUT)
 
 
 def setup_script(nodes: Sequence[str]) -> str:
     """pcs 0.9: create and start my_cluster through pcsd (skipped when corosync.conf names it)."""
-    setup = f"pcs cluster setup --name {CLUSTER_NAME} {' '.join(nodes)} --start"
-    return f"""set -eu
-if grep -qs 'cluster_name: {CLUSTER_NAME}' /etc/corosync/corosync.conf; then
-  systemctl is-active -q corosync && systemctl is-active -q pacemaker || pcs cluster start --all
-  echo already; exit 0
-fi
-{setup}
-"""
+    return scripts.render("provision/setup09.sh", CLUSTER_NAME=CLUSTER_NAME, NODES=tuple(nodes))
 
 
 # Where a node's cluster identity lives; equal digests on every node = the cluster is configured.
@@ -173,10 +119,8 @@ CLUSTER_FILES = ("/etc/corosync/corosync.conf", "/etc/corosync/authkey", "/etc/p
 
 def cluster_files_digest_script() -> str:
     """One line: the digest of this node's cluster files, or 'missing' (absent, or not my_cluster's)."""
-    files = " ".join(CLUSTER_FILES)
-    return (f"for f in {files}; do [ -s $f ] || {{ echo missing; exit 0; }}; done\n"
-            f"grep -qs 'cluster_name: {CLUSTER_NAME}$' {CLUSTER_FILES[0]} || {{ echo missing; exit 0; }}\n"
-            f"cat {files} | sha256sum | cut -c1-64\n")
+    return scripts.render("provision/cluster_files_digest.sh", CLUSTER_FILES=CLUSTER_FILES,
+                          CLUSTER_NAME=CLUSTER_NAME)
 
 
 def local_setup_script(nodes: Sequence[tuple[str, str]]) -> str:
@@ -187,21 +131,8 @@ def local_setup_script(nodes: Sequence[tuple[str, str]]) -> str:
     request timeout (3 guests on 2 cores). The lab writes pcs's own corosync.conf and the keys
     itself instead, the way `pcs cluster setup` would, and starts the nodes in parallel.
     """
-    members = " ".join(f"{name} addr={ip}" for name, ip in nodes)
-    path = "/run/lab-corosync.conf"
-    return f"""set -eu
-rm -f {path}
-pcs cluster setup {CLUSTER_NAME} {members} --corosync_conf {path} >&2
-cat {path}; rm -f {path}
-"""
-
-
-# Secrets and files reach a node on stdin, one base64 line each (never on a command line); the
-# scripts decode them with put: `put B64 DEST MODE OWNER` writes DEST atomically.
-_PUT = """put() {
-  printf '%s' "$1" | base64 -d >"$2.lab"; chown "$4" "$2.lab"; chmod "$3" "$2.lab"; mv -f "$2.lab" "$2"
-}
-"""
+    members = tuple(word for name, ip in nodes for word in (name, f"addr={ip}"))
+    return scripts.render("provision/local_setup.sh", CLUSTER_NAME=CLUSTER_NAME, MEMBERS=members)
 
 
 def _b64_line(data: bytes) -> str:
@@ -209,23 +140,10 @@ def _b64_line(data: bytes) -> str:
 
 
 def install_cluster_files_script(root: str = "") -> str:
-    """Install corosync.conf, both authkeys and pcsd's known hosts from stdin, owners and modes as pcs
-    sets them. Stdin: corosync key, pacemaker key, known-hosts, corosync.conf (each base64 on one
-    line). A half-configured node (an interrupted run) is stopped first. ROOT prefixes
-    every path (tests install into a scratch directory)."""
-    return f"""set -eu
-{_PUT}C={shlex.quote(root)}/etc/corosync P={shlex.quote(root)}/etc/pacemaker K={shlex.quote(root)}/var/lib/pcsd
-read -r corosync_key; read -r pacemaker_key; read -r known_hosts; read -r conf
-[ -n {shlex.quote(root)} ] || systemctl stop pacemaker corosync 2>/dev/null || true
-install -d -m 0755 "$C" "$P"
-put "$corosync_key" "$C/authkey" 0400 root:root
-put "$pacemaker_key" "$P/authkey" 0440 hacluster:haclient
-if [ -n "$known_hosts" ]; then
-  install -d -m 0700 "$K"
-  put "$known_hosts" "$K/known-hosts" 0600 root:root
-fi
-put "$conf" "$C/corosync.conf" 0644 root:root
-"""
+    """Install corosync.conf, both authkeys and pcsd's known hosts from stdin (cluster_files_input),
+    owners and modes as pcs sets them. ROOT prefixes every path (tests install into a scratch
+    directory)."""
+    return scripts.render("provision/install_cluster_files.sh", libs=("put.sh",), ROOT=root)
 
 
 def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: int = 256) -> str:
@@ -237,12 +155,12 @@ def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: in
 def start_cluster_script() -> str:
     """Start corosync, then pacemaker, on this node (what `pcs cluster start` does locally), each
     retried after a timed-out start."""
-    return f"set -eu\n{unit_timeouts_script()}{_START_UNIT}start_unit corosync\nstart_unit pacemaker\n"
+    return scripts.render("provision/start_cluster.sh", libs=_UNIT_LIBS, **_unit_params())
 
 
 def host_keys_script() -> str:
     """This node's SSH host public keys, one per line."""
-    return "cat /etc/ssh/ssh_host_*_key.pub\n"
+    return scripts.render("provision/host_keys.sh")
 
 
 def root_known_hosts(host_keys: dict[tuple[str, str], str]) -> str:
@@ -257,73 +175,36 @@ def root_known_hosts(host_keys: dict[tuple[str, str], str]) -> str:
 
 
 def root_ssh_script(root: str = "") -> str:
-    """root's SSH key, authorized on every node, and the nodes' pinned host keys: crmsh's cluster
-    commands (`crm cluster start/stop`, `crm corosync push`, `crm cluster run`) reach every node,
-    this one included, as root over SSH, as after `crm cluster init`. Stdin: the private key, the
-    public key line and known_hosts (private key and known_hosts in base64 on one line). ROOT
-    prefixes every path (tests install into a scratch directory, sshd is left alone)."""
-    r = shlex.quote(root)
-    return f"""set -eu
-S={r}/root/.ssh D={r}/etc/ssh/sshd_config.d
-{_PUT}read -r key; read -r pub; read -r known
-umask 077
-install -d -m 0700 "$S"
-put "$key" "$S/id_ed25519" 0600 root:root
-printf '%s\\n' "$pub" >"$S/id_ed25519.pub"
-grep -qxF "$pub" "$S/authorized_keys" 2>/dev/null || printf '%s\\n' "$pub" >>"$S/authorized_keys"
-put "$known" "$S/known_hosts" 0600 root:root
-# Key-only root login (the box says no); sshd takes the first value, and 00- sorts first.
-if [ -d "$D" ] && ! [ -e "$D/00-failover-lab-root.conf" ]; then
-  echo 'PermitRootLogin prohibit-password' >"$D/00-failover-lab-root.conf"
-  [ -n {r} ] || systemctl reload ssh 2>/dev/null || systemctl reload sshd
-fi
-"""
+    """root's SSH key, authorized on every node, and the nodes' pinned host keys, for crmsh's
+    cluster commands (`crm cluster start/stop`, `crm corosync push`, `crm cluster run`); stdin is
+    root_ssh_input. ROOT prefixes every path (tests install into a scratch directory)."""
+    return scripts.render("provision/root_ssh.sh", libs=("put.sh",), ROOT=root)
 
 
 def root_ssh_input(private_key: str, public_key: str, known_hosts: str) -> str:
+    """Stdin for root_ssh_script: the private key and known_hosts in base64, the public key line as is."""
     return _b64_line(private_key.encode()) + public_key.strip() + "\n" + _b64_line(known_hosts.encode())
 
 
 def wait_healthy_script(count: int, *, timeout: int = 300, settle: bool = True) -> str:
     """Poll (every 0.5 s) until COUNT nodes are online in a quorate partition; then let it settle."""
-    settle_cmd = f"crm_resource --wait --timeout={timeout}s >/dev/null 2>&1 || true" if settle else ""
-    return f"""set -u
-end=$(( $(date +%s) + {timeout} ))
-while :; do
-  out=$(crm_mon --one-shot --output-as=xml 2>/dev/null || true)
-  online=$(printf '%s' "$out" | grep -c '<node name=[^>]* online="true"' || true)
-  if [ "$online" -ge {count} ] && printf '%s' "$out" | grep -q 'with_quorum="true"'; then break; fi
-  [ "$(date +%s)" -lt "$end" ] || {{ echo "only $online of {count} nodes online after {timeout} s" >&2; exit 1; }}
-  sleep 0.5
-done
-{settle_cmd}
-"""
+    return scripts.render("provision/wait_healthy.sh", COUNT=count, TIMEOUT=timeout,
+                          SETTLE="yes" if settle else "no")
 
 
 def wait_offline_script(nodes: list[str], *, timeout: int = 90) -> str:
     """Poll until this node's pacemaker reports every named node offline (a fault took effect)."""
-    checks = " && ".join(
-        f"printf '%s' \"$out\" | grep -q '<node name=\"{n}\"[^>]* online=\"false\"'" for n in nodes)
-    return f"""set -u
-end=$(( $(date +%s) + {timeout} ))
-while :; do
-  out=$(crm_mon --one-shot --output-as=xml 2>/dev/null || true)
-  if {checks}; then break; fi
-  [ "$(date +%s)" -lt "$end" ] || {{ echo "{' '.join(nodes)} still online after {timeout} s" >&2; exit 1; }}
-  sleep 0.5
-done
-"""
+    return scripts.render("provision/wait_offline.sh", NODES=tuple(nodes), TIMEOUT=timeout)
 
 
 def stonith_script() -> str:
     """stonith-enabled=false with the C tool (pcs costs seconds of Python start-up per call)."""
-    return ("set -eu\n[ \"$(crm_attribute -t crm_config -n stonith-enabled -q -G 2>/dev/null)\" = false ] || "
-            "crm_attribute -t crm_config -n stonith-enabled -v false\n")
+    return scripts.render("provision/stonith.sh")
 
 
 def set_clock_script(epoch: float) -> str:
     """After a memory snapshot revert the guest clock is the snapshot's: set it to the host's."""
-    return f"date -s @{epoch:.3f} >/dev/null\n"
+    return scripts.render("provision/set_clock.sh", EPOCH=f"{epoch:.3f}")
 
 
 # --- running them --------------------------------------------------------------
