@@ -167,7 +167,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         result = check_nodes(exercise, args.node, identity=args.identity, timeout=args.timeout, say=_note,
                              allow_destructive=args.yes)
     else:
-        result = check_current_lab(exercise, say=_note)
+        from lab.cli.labinfo import logged
+
+        with logged():
+            result = check_current_lab(exercise, say=_note)
     print(report.to_json(result) if args.format == "json" else report.to_text(result))
     return result.exit_code
 
@@ -217,6 +220,16 @@ COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "r
             "grade": cmd_grade}
 
 
+def _phrase(exc: LabError) -> str:
+    """One line: the error's message; the VM layer's errors (a failed step, no lab up, ...) are
+    phrased by lab.cli.labinfo, which adds the flags and commands that help next."""
+    if type(exc).__module__.startswith("lab.vm."):
+        from lab.cli.labinfo import phrase
+
+        return phrase(exc)
+    return " ".join(str(exc).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; whatever it started locally ends with it (success, error, Ctrl-C, SIGTERM)."""
     from lab.transport import runner
@@ -241,7 +254,7 @@ def _main(argv: list[str] | None) -> int:
         handler = COMMANDS.get(args.command) or cli_vm.COMMANDS.get(args.command) or cli_exam.COMMANDS[args.command]
         return handler(args)
     except LabError as exc:
-        print(f"Error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"Error: {_phrase(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Terminated): children are ended already
         how = f"Stopped by {exc}" if isinstance(exc, Terminated) else "Interrupted"

@@ -1,4 +1,7 @@
-"""CLI commands for the VM lab: up, status, ssh, start, reset, solve, halt, destroy, doctor, info."""
+"""CLI commands for the VM lab: up, status, ssh, start, reset, solve, halt, destroy, doctor, info, log.
+
+Commands that change a lab log to its command log from inside the VM layer (steps.mutating, under
+the lab's lock); the read-only ones that reach the nodes (status) log here."""
 
 from __future__ import annotations
 
@@ -35,21 +38,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("doctor", help="check the host: libvirt, vagrant, KVM, disk, box")
     p = sub.add_parser("info", help="the lab's settings; --secrets adds the hacluster password")
     p.add_argument("--secrets", action="store_true")
+    p = sub.add_parser("log", help="the lab's command log: what ran where, how long, its exit status")
+    p.add_argument("--all", action="store_true", help="the whole log, not only its last lines")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from lab.vm import lifecycle
+    from lab.vm.labstate import MAX_NODES
 
     if args.memory is not None and not 256 <= args.memory <= 65536:
         raise UsageError("--memory must be 256..65536 MiB")
+    if args.nodes is not None and not 1 <= args.nodes <= MAX_NODES:
+        raise UsageError(f"--nodes must be 1..{MAX_NODES}")
     lifecycle.up(nodes=args.nodes, box=args.box, memory=args.memory)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from lab.vm import lifecycle
+    from lab.cli import labinfo
 
-    print("\n".join(lifecycle.status_lines()))
+    with labinfo.logged():
+        print("\n".join(labinfo.status_lines()))
     return 0
 
 
@@ -95,7 +104,14 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from lab.vm.labstate import Lab, current_name
     from lab.workflows import exam_run
 
-    exam_run.end_watcher(Lab(args.force or current_name()).dir)  # the exam's deadline watcher ends too
+    lab = Lab(args.force or current_name())
+    exam_run.end_watcher(lab.dir)  # the exam's deadline watcher ends too
+    if args.force is None and not lab.dir.exists():
+        from lab.cli.labinfo import phrase
+        from lab.core.progress import Progress
+
+        Progress().say("lab", phrase(lifecycle.NoSuchLab(lab)))
+        return 0
     if args.force is not None:
         lifecycle.destroy(args.force, force=True)
     else:
@@ -113,12 +129,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from lab.vm import lifecycle
+    from lab.cli import labinfo
 
-    print("\n".join(lifecycle.info_lines(secrets=args.secrets)))
+    print("\n".join(labinfo.info_lines(secrets=args.secrets)))
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from lab.cli import labinfo
+
+    print("\n".join(labinfo.log_lines(everything=args.all)))
     return 0
 
 
 COMMANDS: dict = {"up": cmd_up, "status": cmd_status, "ssh": cmd_ssh, "start": cmd_start, "reset": cmd_reset,
                   "solve": cmd_solve, "halt": cmd_halt, "destroy": cmd_destroy, "doctor": cmd_doctor,
-                  "info": cmd_info}
+                  "info": cmd_info, "log": cmd_log}

@@ -1,0 +1,100 @@
+"""Reaching the lab's nodes: one SSH connection per node (host keys pinned in the lab's
+known_hosts), connecting while they boot through the one retry policy, and work on every node
+at once (parallel)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from lab.core.errors import NodeError
+from lab.transport.retry import GaveUp, retry
+from lab.transport.ssh import NodeAddress, SSHNode
+from lab.vm import provision
+from lab.vm.labstate import SSH_USER, Lab
+
+T = TypeVar("T")
+CONNECT_WAIT = 120.0  # s every node of a running lab gets to answer SSH
+
+
+def lab_node(lab: Lab, name: str, timeout: float = 10.0) -> SSHNode:
+    """The node NAME at its fixed private address, with the lab's key and known_hosts."""
+    spec = lab.node(name)
+    return SSHNode(NodeAddress(name, SSH_USER, spec.ip), identity=lab.identity,
+                   known_hosts=lab.known_hosts, connect_timeout=timeout)
+
+
+def _changed_host_key(exc: BaseException) -> bool:
+    text = str(exc)
+    return "host key" in text and "changed" in text
+
+
+def connect_retry(make: Callable[[], SSHNode], deadline: float, what: str) -> SSHNode:
+    """Connect, trying again every half second while the node boots, until DEADLINE (monotonic).
+
+    A changed host key fails at once, and so does a command being stopped (Ctrl-C, SIGTERM); the
+    error says how long it really waited."""
+    def attempt() -> SSHNode:
+        node = make()
+        try:
+            node.connect()
+        except NodeError:
+            node.close()
+            raise
+        return node
+
+    try:
+        return retry(attempt, what=f"{what}: SSH", within=max(0.0, deadline - time.monotonic()), every=0.5,
+                     retry_on=(NodeError,), final=_changed_host_key, where=what)
+    except GaveUp as exc:
+        raise NodeError(str(exc)) from exc
+
+
+def connect_all(lab: Lab, names: Sequence[str] | None = None, deadline_s: float = CONNECT_WAIT) -> dict[str, SSHNode]:
+    """A connection to each named node (default: all), opened at once."""
+    names = list(names or lab.node_names)
+    deadline = time.monotonic() + deadline_s
+    nodes = parallel(lambda n: connect_retry(lambda: lab_node(lab, n, 5.0), deadline, n), names)
+    return dict(zip(names, nodes, strict=True))
+
+
+def close(nodes: dict[str, SSHNode]) -> None:
+    for node in nodes.values():
+        node.close()
+
+
+def parallel(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """fn over every item at once; the results in order, or the first item's exception.
+
+    Daemon threads, not a thread pool: on Ctrl-C/SIGTERM the command ends at once, while a pool
+    would hold its exit until every worker's SSH command or boot wait reached its own deadline
+    (up to 20 minutes). What a worker started on a node is idempotent and is resumed by a rerun.
+    """
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+
+    def work(index: int, item: object) -> None:
+        try:
+            results[index] = fn(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i, item), daemon=True) for i, item in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
+def sync_clocks(lab: Lab, nodes: dict[str, SSHNode] | None = None) -> dict[str, SSHNode]:
+    """After a memory revert each guest's clock is the snapshot's: set it from the host's."""
+    nodes = nodes or connect_all(lab)
+    parallel(lambda n: provision.run_root(n, provision.set_clock_script(time.time()), "clock"),
+             list(nodes.values()))
+    return nodes

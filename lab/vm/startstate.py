@@ -1,0 +1,198 @@
+"""`lab start EX`, `lab reset` and `lab solve EX`: revert to the exercise's baseline snapshot and
+build its start state (host fixtures, commands, faults) as declared steps; apply a reference
+solution."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lab.core.errors import UsageError
+from lab.core.progress import Progress
+from lab.engine.exercises import Exercise, load
+from lab.transport.ssh import SSHNode
+from lab.vm import faults as faultlib
+from lab.vm import fixtures, provision, virt
+from lab.vm.commands import context, run_commands
+from lab.vm.labstate import Lab, StepName, current_lab
+from lab.vm.nodes import close, connect_all, sync_clocks
+from lab.vm.steps import Step, mutating, run_steps
+
+SNAP_INSTALLED = "installed"
+SNAP_CLUSTER = "cluster"
+_SNAPSHOT_STEP = {SNAP_INSTALLED: StepName.INSTALLED_SNAPSHOT, SNAP_CLUSTER: StepName.CLUSTER_SNAPSHOT}
+
+
+class TooFewNodes(UsageError):
+    """The exercise needs more nodes than the lab has (the lab is made again with more)."""
+
+    def __init__(self, exercise: str, needs: int, has: int) -> None:
+        super().__init__(f"{exercise} needs {needs} nodes; this lab has {has}")
+        self.exercise, self.needs, self.has = exercise, needs, has
+
+
+class NoBaseline(UsageError):
+    """The exercise's baseline snapshot is not made yet (lab up did not finish)."""
+
+    def __init__(self, baseline: str) -> None:
+        super().__init__(f"the lab has no '{baseline}' snapshot yet: run 'lab up' to finish it")
+        self.baseline = baseline
+
+
+class NoExercise(UsageError):
+    """lab reset before any lab start."""
+
+    def __init__(self) -> None:
+        super().__init__("no exercise started yet: 'lab start EXERCISE'")
+
+
+@dataclass(frozen=True)
+class StartTimes:
+    revert: float
+    healthy: float
+    total: float
+
+
+def require_lab() -> Lab:
+    return current_lab()
+
+
+@dataclass
+class StartRun:
+    """What the steps of `lab start` share: the lab, the exercise, its faults, the connections."""
+
+    lab: Lab
+    progress: Progress
+    exercise: Exercise
+    faults: list[faultlib.Fault]
+    began: float = field(default_factory=time.monotonic)
+    nodes: dict[str, SSHNode] = field(default_factory=dict)
+    reverted: float = 0.0
+    healthy: float = 0.0
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.exercise.start.baseline == SNAP_CLUSTER
+
+    @property
+    def first(self) -> SSHNode:
+        return self.nodes[self.lab.node_names[0]]
+
+    def domains(self) -> list[str]:
+        return [self.lab.domain_name(n) for n in self.lab.node_names]
+
+
+def _revert(run: StartRun) -> None:
+    baseline = run.exercise.start.baseline
+    with run.progress.step("lab", f"revert every node to '{baseline}'"):
+        virt.revert(run.domains(), baseline)
+    run.reverted = time.monotonic() - run.began
+    run.lab.state["exercise"] = run.exercise.id
+    run.lab.save()
+
+
+def _connect(run: StartRun) -> None:
+    run.nodes = connect_all(run.lab)
+    sync_clocks(run.lab, run.nodes)
+    run.healthy = time.monotonic() - run.began
+
+
+def _healthy(run: StartRun) -> None:
+    with run.progress.step(run.first.name, "cluster healthy (all online, quorate)", limit=300):
+        provision.run_root(run.first, provision.wait_healthy_script(len(run.nodes), settle=False), "health")
+    run.healthy = time.monotonic() - run.began
+
+
+def _commands(run: StartRun) -> None:
+    with run.progress.step(run.first.name, "start state commands"):
+        run_commands(run.nodes, run.first.name, run.exercise.start.commands, context(run.lab),
+                     f"start state of {run.exercise.id}")
+
+
+START_STEPS: list[Step[StartRun]] = [
+    Step("revert", _revert),
+    Step("connect and set clocks", _connect),
+    Step("cluster healthy", _healthy, done=lambda r: not r.on_cluster),
+    Step("host fixtures", lambda r: fixtures.apply(r.lab, r.exercise.start.fixtures, r.nodes, r.progress),
+         done=lambda r: not r.exercise.start.fixtures),
+    Step("start state commands", _commands, done=lambda r: not r.exercise.start.commands),
+    Step("faults", lambda r: apply_faults(r.lab, r.faults, r.nodes, r.progress), done=lambda r: not r.faults),
+    Step("faults took effect", lambda r: settle_after_faults(r.lab, r.faults, r.nodes, r.progress),
+         done=lambda r: not r.on_cluster),
+]
+
+
+@mutating()
+def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
+    progress = progress or Progress()
+    lab = require_lab()
+    exercise = load(exercise_id)
+    if exercise.start.min_nodes > len(lab.node_names):
+        raise TooFewNodes(exercise.id, exercise.start.min_nodes, len(lab.node_names))
+    faults = faultlib.resolve(exercise.start.faults, lab.node_names)
+    baseline = exercise.start.baseline
+    if not lab.done(_SNAPSHOT_STEP.get(baseline, f"{baseline}_snapshot")):
+        raise NoBaseline(baseline)
+    run = StartRun(lab, progress, exercise, faults)
+    try:
+        run_steps("lab start", START_STEPS, run)
+    finally:
+        close(run.nodes)
+    total = time.monotonic() - run.began
+    progress.say("lab", f"{exercise.id} is ready in {total:.1f} s: 'lab show {exercise.id}', "
+                        f"'lab ssh node1', then 'lab check {exercise.id}'")
+    return StartTimes(run.reverted, run.healthy, total)
+
+
+def settle_after_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
+                        progress: Progress) -> None:
+    """Wait, on a node no fault touched, until the nodes a fault takes out are seen offline and
+    the scheduler has nothing left to do: a start state is ready only once its faults took effect."""
+    faulted = {f.node for f in faults}
+    settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
+    gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
+    if gone:
+        with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
+            provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
+    with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
+        nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130, label="settle")
+
+
+def apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
+                 progress: Progress) -> None:
+    for fault in faults:
+        kind = faultlib.REGISTRY[fault.kind]
+        with progress.step(fault.node, f"fault {fault.kind}"):
+            if kind.script is not None:
+                provision.run_root(nodes[fault.node], kind.script(fault.params), f"fault {fault.kind}")
+            elif kind.domain_action == "kill":
+                virt.destroy_domains([lab.domain_name(fault.node)])
+            elif kind.domain_action == "pause":
+                virt.suspend([lab.domain_name(fault.node)])
+
+
+@mutating()
+def reset(progress: Progress | None = None) -> StartTimes:
+    lab = require_lab()
+    if not lab.state.get("exercise"):
+        raise NoExercise
+    return start(lab.state["exercise"], progress)
+
+
+@mutating()
+def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs") -> None:
+    """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait."""
+    progress = progress or Progress()
+    lab = require_lab()
+    exercise: Exercise = load(exercise_id)
+    commands = exercise.solution_crmsh if tool == "crmsh" else exercise.solution_for(lab.state.get("pcs_version"))
+    nodes = connect_all(lab)
+    first = nodes[lab.node_names[0]]
+    try:
+        with progress.step(first.name, f"reference solution of {exercise.id}"):
+            run_commands(nodes, first.name, commands, context(lab), f"solution of {exercise.id}")
+        with progress.step(first.name, "cluster healthy and settled", limit=600):
+            provision.run_root(first, provision.wait_healthy_script(len(lab.node_names)), "settle")
+    finally:
+        close(nodes)
