@@ -66,31 +66,36 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def problem(error: dict[str, Any]) -> str:
+    """What is wrong in one pydantic error, without its key: "expected ..., got ..."."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    got = shown(error.get("input"))
+    if kind == "missing":
+        return "missing (a required key)"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "refused":
+        return error["msg"]
+    if kind == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected')}, got {got}"
+    what = error["msg"] if kind == "expected" else _EXPECTED.get(kind)
+    if what is None:
+        what = error["msg"].removeprefix("Input should be ")
+    return f"expected {what}, got {got}"
+
+
 def describe(error: dict[str, Any]) -> str:
     """One pydantic error as "KEY: expected ..., got ..."."""
-    loc, kind = key_path(tuple(error["loc"])), error["type"]
-    got = shown(error.get("input"))
-    ctx = error.get("ctx") or {}
-    if kind == "missing":
-        return f"{loc}: missing (a required key)"
-    if kind == "extra_forbidden":
-        return f"{loc}: unknown key"
-    if kind == "refused":
-        return f"{loc}: {error['msg']}"
-    if kind == "value_error":
-        return f"{loc}: {error['msg'].removeprefix('Value error, ')}"
-    if kind == "literal_error":
-        return f"{loc}: expected one of {ctx.get('expected')}, got {got}"
+    loc, kind, ctx = key_path(tuple(error["loc"])), error["type"], error.get("ctx") or {}
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         key = str(ctx.get("discriminator", "kind")).strip("'")
         if kind == "union_tag_not_found":
             return f"{loc}.{key}: missing (a required key)"
         known = str(ctx.get("expected_tags", "")).replace("'", "")
         return f"{loc}.{key}: unknown {key} {shown(ctx.get('tag'))} (known: {known})"
-    what = error["msg"] if kind == "expected" else _EXPECTED.get(kind)
-    if what is None:
-        what = error["msg"].removeprefix("Input should be ").removeprefix("input should be ")
-    return f"{loc}: expected {what}, got {got}"
+    return f"{loc}: {problem(error)}"
 
 
 def validated(model: type[M], data: Any, where: str, error: type[LabError],

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
 from lab.core.errors import UsageError
 from lab.core.paths import project_root
+from lab.core.tomlfile import read_toml, validated
+from lab.vm.vagrant import box_dir
+
+
+class ProfileDoc(BaseModel):
+    """A box profile file as written: every key typed, an unknown key is an error (a typo)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: StrictStr = Field(min_length=1)
+    description: StrictStr = ""
+    box: StrictStr = Field(min_length=1)
+    box_file: StrictStr = ""
+    offline: StrictBool = False
+    private_iface: StrictStr = Field("eth1", min_length=1)
+    repo_setup: tuple[StrictStr, ...] = ()
+    packages: tuple[StrictStr, ...] = ()
+    install: StrictStr = ""
+    firewall: tuple[StrictStr, ...] = ()
+    # Placeholders {iface} {ip} {prefixlen} {netmask}.
+    network: StrictStr = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -31,8 +53,6 @@ class Profile:
         if not self.box_file:
             return None
         if self.box_file.startswith("cache:"):
-            from lab.vm.vagrant import box_dir
-
             return box_dir() / self.box_file.removeprefix("cache:")
         return project_root() / self.box_file
 
@@ -49,12 +69,10 @@ def load_profile(name: str) -> Profile:
     path = profiles_dir() / f"{name}.toml"
     if not path.is_file():
         raise UsageError(f"unknown box '{name}' (known: {', '.join(profile_names())})")
-    data = tomllib.loads(path.read_text())
-    return Profile(
-        name=data["name"], description=data.get("description", ""), box=data["box"],
-        box_file=data.get("box_file", ""), offline=bool(data.get("offline", False)),
-        private_iface=data.get("private_iface", "eth1"),
-        repo_setup=tuple(data.get("repo_setup", ())), packages=tuple(data.get("packages", ())),
-        install=data.get("install", ""), firewall=tuple(data.get("firewall", ())),
-        network=data["network"],
-    )
+    return parse_profile(read_toml(path, "box profile", UsageError), path)
+
+
+def parse_profile(data: dict, path: Path) -> Profile:
+    """A profile's data checked against ProfileDoc: a UsageError naming the file and the key."""
+    doc = validated(ProfileDoc, data, f"box profile {path.name}", UsageError)
+    return Profile(**doc.model_dump())

@@ -10,9 +10,6 @@ abort of the whole class.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,153 +19,19 @@ from pathlib import Path
 
 from lab.core.errors import LabError, UsageError
 from lab.core.paths import lab_home
-from lab.core.tomlfile import read_toml
 from lab.core.xmlsafe import loads_untrusted_json, one_line, read_untrusted_file
 from lab.engine.exercises import Exercise, load
 from lab.engine.grading import CheckOutcome, grade, sections_for
 from lab.gather.facts import facts_from_cib_file
 from lab.gather.probes import destructive_probes
-from lab.transport.ssh import NodeAddress
 from lab.workflows.checking import gather_from_addresses
+from lab.workflows.roster import MAX_ROSTER_BYTES, Student
+from lab.workflows.roster import load_roster as load_roster  # callers name it here too
 
-# A student id names a file (feedback/<id>.md) and a JUnit suite: a plain, short name.
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-STUDENT_KEYS = ("id", "name", "email", "evidence", "nodes", "identity")
 MAX_PARALLEL = 256
 MAX_TIMEOUT = 3600.0
-MAX_ROSTER_BYTES = 4 * 1024 * 1024
 
 Say = Callable[[str], None]
-
-
-# --- the roster ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Student:
-    """One roster entry: graded from an evidence folder or from nodes over SSH."""
-
-    id: str
-    name: str = ""
-    email: str = ""
-    evidence: Path | None = None
-    nodes: tuple[NodeAddress, ...] = ()
-    identity: Path | None = None
-
-
-def load_roster(path: Path) -> list[Student]:
-    """A roster TOML ([[student]] tables), or CSV with the same columns (by the .csv suffix).
-
-    Paths are relative to the roster. A bad roster is one UsageError naming file, entry and key.
-    """
-    if path.suffix.lower() == ".csv":
-        rows = _csv_rows(path)
-        default_identity = None
-    else:
-        data = read_toml(path, "roster", UsageError)
-        unknown = sorted(set(data) - {"identity", "student"})
-        if unknown:
-            raise UsageError(f"roster {path}: unknown key '{unknown[0]}' (top level has identity and "
-                             "[[student]] tables)")
-        default_identity = data.get("identity")
-        if default_identity is not None and not isinstance(default_identity, str):
-            raise UsageError(f"roster {path}: key 'identity' must be a file name (a string)")
-        students = data.get("student")
-        if not isinstance(students, list) or not students:
-            raise UsageError(f"roster {path} has no [[student]] entries")
-        rows = [(f"student[{i}]", s) for i, s in enumerate(students)]
-    out: list[Student] = []
-    seen: set[str] = set()
-    for where, row in rows:
-        student = _student(path, where, row, default_identity)
-        if student.id in seen:
-            raise UsageError(f"roster {path} {where}: key 'id': '{student.id}' is given twice")
-        seen.add(student.id)
-        out.append(student)
-    return out
-
-
-def _csv_rows(path: Path) -> list[tuple[str, dict]]:
-    """CSV rows as dicts of the non-empty cells; nodes are separated by spaces or ';'."""
-    try:
-        text = read_untrusted_file(path, "roster", limit=MAX_ROSTER_BYTES).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"roster {path} is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if "id" not in header:
-        raise UsageError(f"roster {path}: the first line must name the columns, 'id' among them "
-                         f"({', '.join(STUDENT_KEYS)})")
-    unknown = [h for h in header if h not in STUDENT_KEYS]
-    if unknown:
-        raise UsageError(f"roster {path}: unknown column '{unknown[0]}' (columns: {', '.join(STUDENT_KEYS)})")
-    reader.fieldnames = header
-    rows = []
-    try:
-        for row in reader:
-            if None in row:
-                raise UsageError(f"roster {path} line {reader.line_num}: more cells than columns")
-            cells = {k: v.strip() for k, v in row.items() if isinstance(v, str) and v.strip()}
-            if not cells:
-                continue
-            if "nodes" in cells:
-                cells["nodes"] = [n for n in re.split(r"[\s;]+", cells["nodes"]) if n]
-            rows.append((f"line {reader.line_num}", cells))
-    except csv.Error as exc:
-        raise UsageError(f"roster {path} line {reader.line_num}: {exc}") from None
-    if not rows:
-        raise UsageError(f"roster {path} has no students")
-    return rows
-
-
-def _student(path: Path, where: str, row: object, default_identity: str | None) -> Student:
-    if not isinstance(row, dict):
-        raise UsageError(f"roster {path} {where}: must be a table of keys")
-    sid = row.get("id")
-    if not isinstance(sid, str) or not STUDENT_ID.match(sid):
-        raise UsageError(f"roster {path} {where}: key 'id' must be letters, digits, '.', '_' or '-' "
-                         "(at most 64, a letter or digit first)")
-    where = f"{where} ({sid})"
-
-    def bad(key: str, why: str) -> UsageError:
-        return UsageError(f"roster {path} {where}: key '{key}' {why}")
-
-    unknown = sorted(set(row) - set(STUDENT_KEYS))
-    if unknown:
-        raise bad(unknown[0], f"is unknown (keys: {', '.join(STUDENT_KEYS)})")
-    for key in ("name", "email", "evidence", "identity"):
-        if key in row and not isinstance(row[key], str):
-            raise bad(key, "must be a string")
-    evidence, nodes = row.get("evidence"), row.get("nodes")
-    if (evidence is None) == (nodes is None):
-        raise bad("evidence", "or 'nodes' is needed, not both: evidence = \"FOLDER\" or "
-                              "nodes = [\"NAME=USER@HOST[:PORT]\", ...]")
-    addresses: list[NodeAddress] = []
-    if nodes is not None:
-        if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) for n in nodes):
-            raise bad("nodes", "must be a list of NAME=USER@HOST[:PORT] strings")
-        for spec in nodes:
-            try:
-                addresses.append(NodeAddress.parse(spec))
-            except UsageError:
-                raise bad("nodes", f"has '{one_line(spec, 80)}', which is not NAME=USER@HOST[:PORT]") from None
-        names = [a.name for a in addresses]
-        if len(set(names)) != len(names):
-            raise bad("nodes", "names a node twice")
-    identity_text = row.get("identity", default_identity)
-    identity = None
-    if nodes is not None and identity_text is not None:
-        identity = _relative(path, identity_text)
-        if not identity.is_file():
-            key = "identity" if "identity" in row else "identity (top level)"
-            raise bad(key, f"names {identity}, which is not a file")
-    return Student(id=sid, name=row.get("name", ""), email=row.get("email", ""),
-                   evidence=_relative(path, evidence) if evidence is not None else None,
-                   nodes=tuple(addresses), identity=identity)
-
-
-def _relative(roster: Path, text: str) -> Path:
-    candidate = Path(text).expanduser()
-    return candidate if candidate.is_absolute() else roster.parent / candidate
 
 
 # --- what to grade --------------------------------------------------------------------------
