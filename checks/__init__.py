@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from lab.core.cib import Cib
 from lab.gather.facts import Facts
+from lab.gather.probes import PROBES, Probe
+from lab.gather.sections import CIB_SECTIONS, Section, registered
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,14 @@ class CheckSpec:
     function: CheckFunction
     live: bool
     needs_cib: bool
-    gathers: tuple[str, ...] = ()
+    gathers: tuple[Section | Probe, ...] = ()
 
     @property
     def sections(self) -> frozenset[str]:
-        """The fact sections (lab.gather.facts) a live gather must collect for this check."""
-        return frozenset(self.gathers) | (CIB_SECTIONS if self.needs_cib else frozenset())
+        """The names of the fact sections (lab.gather.sections) and probes a live gather must
+        collect for this check, with the sections their parsers also read."""
+        return frozenset().union(*(g.names() for g in self.gathers)) | (
+            CIB_SECTIONS if self.needs_cib else frozenset())
 
     def validate_params(self, params: dict) -> str | None:
         """None when params fit the function's signature, else what is wrong."""
@@ -66,17 +70,28 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-CIB_SECTIONS = frozenset({"cib", "crm_mon"})
+def _declared(name: str, item: object) -> Section | Probe:
+    """A section or probe a check may declare: registered ones only, by object (not by name)."""
+    if isinstance(item, Probe):
+        if item.probe not in PROBES:
+            raise ValueError(f"check {name!r} gathers {item!r}: no such probe (known: {', '.join(PROBES)})")
+        return item
+    try:
+        return registered(item)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"check {name!r}: {exc}") from None
 
 
 def check(name: str, *, live: bool = False, needs_cib: bool = True,
-          gathers: tuple[str, ...] = ()) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check under the name exercise files use."""
+          gathers: tuple[Section | Probe, ...] = ()) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a check under the name exercise files use; GATHERS are the sections (objects of
+    lab.gather.sections) and probes (lab.gather.probes) it reads. An unknown one fails here."""
+    declared = tuple(_declared(name, item) for item in gathers)
 
     def register(function: CheckFunction) -> CheckFunction:
         if name in REGISTRY:
             raise ValueError(f"check {name!r} registered twice")
-        REGISTRY[name] = CheckSpec(name, function, live, needs_cib, gathers)
+        REGISTRY[name] = CheckSpec(name, function, live, needs_cib, declared)
         return function
 
     return register
@@ -87,9 +102,10 @@ def get_check(name: str) -> CheckSpec | None:
 
 
 def _load_all() -> None:
-    from checks import cluster, config, constraints, fencing, resources  # noqa: F401
+    # The check modules import this package, so they are loaded once it is complete.
+    from checks import acl, cluster, config, constraints, fencing, resources  # noqa: F401, PLC0415
 
 
 _load_all()
 
-__all__ = ["REGISTRY", "CheckSpec", "Facts", "Verdict", "check", "fail", "get_check", "missing", "ok"]
+__all__ = ["CIB_SECTIONS", "REGISTRY", "CheckSpec", "Facts", "Verdict", "check", "fail", "get_check", "missing", "ok"]

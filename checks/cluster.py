@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from checks import Verdict, check, fail, ok
 from lab.gather.facts import Facts, NodeFacts
+from lab.gather.sections import ACTIVE, CMAP, COROSYNC_CONF, ENABLED, KNOWN_HOSTS, QUORUM, SHADOWS
 
 NO_CONF = "no readable /etc/corosync/corosync.conf"
 
@@ -38,7 +39,7 @@ def _same_value(expected: str, actual: str | None) -> bool:
     return flags.get(a, a) == flags.get(e, e)
 
 
-@check("pcsd_authenticated", live=True, needs_cib=False, gathers=("known_hosts", "tokens"))
+@check("pcsd_authenticated", live=True, needs_cib=False, gathers=(KNOWN_HOSTS,))
 def pcsd_authenticated(facts: Facts) -> Verdict:
     """Some node's pcsd knows (is authenticated to) every lab node, as cluster setup requires."""
     expected = set(facts.expected_nodes)
@@ -56,7 +57,7 @@ def pcsd_authenticated(facts: Facts) -> Verdict:
     return fail(f"pcsd on {best[0]} is not authenticated to {', '.join(sorted(best[1]))}")
 
 
-@check("corosync_config", live=True, needs_cib=False, gathers=("corosync_conf",))
+@check("corosync_config", live=True, needs_cib=False, gathers=(COROSYNC_CONF,))
 def corosync_config(facts: Facts, cluster_name: str) -> Verdict:
     """Every node's corosync.conf names the cluster and lists exactly the lab's nodes."""
     expected = set(facts.expected_nodes)
@@ -88,13 +89,13 @@ def _services(facts: Facts, services: list[str], states: Callable[[NodeFacts], d
     return ok(f"{', '.join(services)} {adjective} on every node")
 
 
-@check("services_active", live=True, needs_cib=False, gathers=("active",))
+@check("services_active", live=True, needs_cib=False, gathers=(ACTIVE,))
 def services_active(facts: Facts, services: list[str]) -> Verdict:
     """The named daemons are running on every node."""
     return _services(facts, services, lambda n: n.services, "running")
 
 
-@check("services_enabled", live=True, needs_cib=False, gathers=("enabled",))
+@check("services_enabled", live=True, needs_cib=False, gathers=(ENABLED,))
 def services_enabled(facts: Facts, services: list[str]) -> Verdict:
     """The named daemons start at boot on every node."""
     return _services(facts, services, lambda n: n.services_enabled, "enabled at boot")
@@ -114,7 +115,7 @@ def all_nodes_online(facts: Facts) -> Verdict:
     return _on_every_node(facts, complaint, f"{', '.join(sorted(expected))} online")
 
 
-@check("partition_quorate", live=True, gathers=("quorum",))
+@check("partition_quorate", live=True, gathers=(QUORUM,))
 def partition_quorate(facts: Facts) -> Verdict:
     """Corosync on every node reports a quorate partition, and pacemaker agrees."""
 
@@ -130,7 +131,7 @@ def partition_quorate(facts: Facts) -> Verdict:
     return _on_every_node(facts, complaint, "partition is quorate on every node")
 
 
-@check("corosync_option", live=True, needs_cib=False, gathers=("corosync_conf",))
+@check("corosync_option", live=True, needs_cib=False, gathers=(COROSYNC_CONF,))
 def corosync_option(facts: Facts, option: str, value: str) -> Verdict:
     """corosync.conf on every node sets option (dotted path, e.g. totem.token) to value."""
 
@@ -145,7 +146,7 @@ def corosync_option(facts: Facts, option: str, value: str) -> Verdict:
     return _on_every_node(facts, complaint, f"corosync.conf sets {option} = {value} on every node")
 
 
-@check("corosync_runtime", live=True, needs_cib=False, gathers=("cmap",))
+@check("corosync_runtime", live=True, needs_cib=False, gathers=(CMAP,))
 def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
     """The running corosync on every node uses the value (corosync-cmapctl): the change is live."""
 
@@ -161,7 +162,7 @@ def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
     return _on_every_node(facts, complaint, f"running corosync uses {key} = {value} on every node")
 
 
-@check("quorum_flag", live=True, needs_cib=False, gathers=("quorum",))
+@check("quorum_flag", live=True, needs_cib=False, gathers=(QUORUM,))
 def quorum_flag(facts: Facts, flag: str) -> Verdict:
     """corosync-quorumtool on every node shows the runtime flag (e.g. WaitForAll)."""
 
@@ -175,7 +176,7 @@ def quorum_flag(facts: Facts, flag: str) -> Verdict:
     return _on_every_node(facts, complaint, f"quorum flag {flag} active on every node")
 
 
-@check("corosync_conf_identical", live=True, needs_cib=False, gathers=("corosync_conf",))
+@check("corosync_conf_identical", live=True, needs_cib=False, gathers=(COROSYNC_CONF,))
 def corosync_conf_identical(facts: Facts) -> Verdict:
     """Every node has the same corosync configuration (same sections and values)."""
     verdict = _on_every_node(facts, lambda n: NO_CONF if n.corosync_conf is None else None, "")
@@ -189,7 +190,7 @@ def corosync_conf_identical(facts: Facts) -> Verdict:
     return ok("corosync.conf is the same on every node")
 
 
-@check("shadow_has_resource", live=True, needs_cib=False, gathers=("shadows",))
+@check("shadow_has_resource", live=True, needs_cib=False, gathers=(SHADOWS,))
 def shadow_has_resource(facts: Facts, shadow: str, resource: str) -> Verdict:
     """A shadow CIB (crm_shadow) of this name exists on some node and configures the resource."""
     found = [n for n in facts.nodes.values() if shadow in n.shadows]

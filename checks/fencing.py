@@ -8,7 +8,8 @@ from checks import Verdict, check, fail, ok
 from checks.cluster import _on_every_node
 from lab.core.scores import is_true
 from lab.gather.facts import Facts, NodeFacts
-from lab.gather.probes import ProbeResult
+from lab.gather.probes import ACL, FENCE, REBOOT, ProbeResult
+from lab.gather.sections import FENCE_TARGETS, SBD
 
 
 def _probe(facts: Facts, name: str) -> ProbeResult | Verdict:
@@ -42,7 +43,7 @@ def _devices_for(output: str) -> set[str]:
             if line.strip() and not _FOUND_LINE.match(line) and " " not in line.strip()}
 
 
-@check("fence_devices_cover_nodes", live=True, gathers=("fence_targets",))
+@check("fence_devices_cover_nodes", live=True, gathers=(FENCE_TARGETS,))
 def fence_devices_cover_nodes(facts: Facts) -> Verdict:
     """For every node, the fencer names a started STONITH device that can fence it
     (`stonith_admin --list NODE`: host maps, host lists and dynamic lists as pacemaker reads them)."""
@@ -66,7 +67,7 @@ def fence_devices_cover_nodes(facts: Facts) -> Verdict:
     return ok(f"every node can be fenced by {', '.join(sorted(started))}")
 
 
-@check("fencing_works", live=True, needs_cib=False, gathers=("probe:fence",))
+@check("fencing_works", live=True, needs_cib=False, gathers=(FENCE,))
 def fencing_works(facts: Facts) -> Verdict:
     """Fencing the second node through the cluster really resets that VM (a new boot), no
     other, and the node rejoins the cluster."""
@@ -90,7 +91,7 @@ def fencing_works(facts: Facts) -> Verdict:
     return ok(f"{target} was fenced (reset) and rejoined the cluster after {data['seconds']:.0f} s")
 
 
-@check("cluster_survives_reboot", live=True, needs_cib=False, gathers=("probe:reboot",))
+@check("cluster_survives_reboot", live=True, needs_cib=False, gathers=(REBOOT,))
 def cluster_survives_reboot(facts: Facts) -> Verdict:
     """Every node, rebooted, comes back as a member of the cluster without anyone's help."""
     probe = _probe(facts, "reboot")
@@ -107,7 +108,7 @@ def cluster_survives_reboot(facts: Facts) -> Verdict:
     return ok(f"every node rebooted and rejoined the cluster ({probe.data['seconds']:.0f} s)")
 
 
-@check("acl_read_only_in_effect", live=True, needs_cib=False, gathers=("probe:acl",))
+@check("acl_read_only_in_effect", live=True, needs_cib=False, gathers=(ACL,))
 def acl_read_only_in_effect(facts: Facts, user: str) -> Verdict:
     """As the OS user, reading the CIB works and a change is refused (pacemaker enforces the ACL)."""
     probe = _probe(facts, "acl")
@@ -123,7 +124,7 @@ def acl_read_only_in_effect(facts: Facts, user: str) -> Verdict:
 
 # --- SBD -------------------------------------------------------------------------
 
-@check("sbd_disk_lists_nodes", live=True, needs_cib=False, gathers=("sbd",))
+@check("sbd_disk_lists_nodes", live=True, needs_cib=False, gathers=(SBD,))
 def sbd_disk_lists_nodes(facts: Facts, device: str) -> Verdict:
     """Every node's sbd uses the shared disk, and every node has a slot on it (`sbd list`)."""
 
@@ -143,7 +144,7 @@ def sbd_disk_lists_nodes(facts: Facts, device: str) -> Verdict:
     return _on_every_node(facts, complaint, f"every node uses {device}, which lists every node")
 
 
-@check("sbd_active", live=True, needs_cib=False, gathers=("sbd",))
+@check("sbd_active", live=True, needs_cib=False, gathers=(SBD,))
 def sbd_active(facts: Facts) -> Verdict:
     """The sbd daemon runs on every node (it starts with corosync once enabled)."""
     return _on_every_node(facts, lambda n: None if n.sbd is not None and n.sbd.active else "sbd is not running",

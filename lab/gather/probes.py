@@ -6,8 +6,9 @@ stay pure functions: they judge the recorded result like any other fact.
 
 Probes run after the gather (so every other check judges the state the candidate left),
 one after another, only when an exercise's checks ask for them
-(`@check(..., gathers=("probe:fence",))`). They need a fresh connection per
-attempt because nodes go away and come back: `connect(name)` makes one.
+(`@check(..., gathers=(FENCE,))`). They need a fresh connection per attempt because
+nodes go away and come back: `connect(name)` makes one (any lab.transport.base.Runner).
+Waiting for nodes to come back goes through the one retry policy (lab.transport.retry).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from lab.core.errors import LabError
+from lab.transport.base import Runner
+from lab.transport.retry import GaveUp, retry
 from lab.transport.runner import CommandResult
 
 PREFIX = "probe:"
@@ -26,16 +29,25 @@ REJOIN_TIMEOUT = 420.0  # from the fence or reboot until every node is back up
 REJOIN_GRACE = 120.0  # from a node being up again until it must be a cluster member
 
 
-class Connection(Protocol):
-    name: str
-
-    def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
-            input_text: str | None = None) -> CommandResult: ...
-
-    def close(self) -> None: ...
+Connection = Runner  # the former name of the protocol
+Connect = Callable[[str], Runner]
 
 
-Connect = Callable[[str], Connection]
+@dataclass(frozen=True)
+class Probe:
+    """A probe as a check declares it (`gathers=(FENCE,)`); its section name is "probe:NAME"."""
+
+    probe: str
+
+    @property
+    def name(self) -> str:
+        return PREFIX + self.probe
+
+    def names(self) -> frozenset[str]:
+        return frozenset({self.name})
+
+
+FENCE, REBOOT, ACL = Probe("fence"), Probe("reboot"), Probe("acl")
 
 
 @dataclass(frozen=True)
@@ -86,26 +98,39 @@ def _online(connect: Connect, observer: str, node: str) -> bool:
                if len(line.split()) >= 3)
 
 
+class _NotYet(Exception):
+    """A node is not back yet (a failed try of the wait)."""
+
+
 def _wait_back(connect: Connect, nodes: Sequence[str], before: Mapping[str, str | None],
                observer_pool: Sequence[str], deadline: float) -> tuple[dict[str, str | None], list[str]]:
     """Wait until every node in `nodes` has a new boot id, then (at most REJOIN_GRACE more)
-    until each is a cluster member again; returns (new boot ids, members)."""
+    until each is a cluster member again; returns (new boot ids, members) as far as they got."""
     after: dict[str, str | None] = {}
-    back_at: float | None = None
     members: list[str] = []
-    while True:
+
+    def rebooted() -> None:
         after.update({n: b for n, b in _boot_ids(connect, [n for n in nodes if n not in after]).items()
                       if b is not None and b != before.get(n)})
-        if len(after) == len(nodes):
-            back_at = back_at or time.monotonic()
-            observer = next((o for o in observer_pool if o not in nodes), nodes[0])
-            members = [n for n in nodes if _online(connect, observer, n)]
-            if len(members) == len(nodes):
-                return after, members
-        now = time.monotonic()
-        if now > deadline or (back_at is not None and now - back_at > REJOIN_GRACE):
-            return after, members
-        time.sleep(3)
+        missing = [n for n in nodes if n not in after]
+        if missing:
+            raise _NotYet(f"no new boot id from {', '.join(missing)}")
+
+    def rejoined() -> None:
+        observer = next((o for o in observer_pool if o not in nodes), nodes[0])
+        members[:] = [n for n in nodes if _online(connect, observer, n)]
+        if len(members) != len(nodes):
+            raise _NotYet(f"not cluster members for {observer}: "
+                          f"{', '.join(n for n in nodes if n not in members)}")
+
+    try:
+        retry(rebooted, what=f"{', '.join(nodes)} to come back with a new boot id",
+              within=deadline - time.monotonic(), every=3, retry_on=(_NotYet,))
+        retry(rejoined, what=f"{', '.join(nodes)} to rejoin the cluster",
+              within=min(REJOIN_GRACE, max(0.0, deadline - time.monotonic())), every=3, retry_on=(_NotYet,))
+    except GaveUp:
+        pass
+    return after, members
 
 
 def fence_probe(nodes: Sequence[str], connect: Connect, *, target: str | None = None) -> ProbeResult:

@@ -52,38 +52,18 @@ def node_names(root: Element) -> list[str]:
     return [n.get("uname") or n.get("id", "") for n in root.iterfind("configuration/nodes/node")]
 
 
+def _child(parent: Element, tag: str) -> Element:
+    """PARENT's first TAG element, added when it has none."""
+    found = parent.find(tag)
+    return found if found is not None else SubElement(parent, tag)
+
+
 def _edit(root: Element, scenario: Scenario) -> None:
-    config = root.find("configuration")
-    if config is None:
-        config = SubElement(root, "configuration")
-    constraints = config.find("constraints")
-    if constraints is None:
-        constraints = SubElement(config, "constraints")
-    if scenario.no_locations:
-        for con in constraints.findall("rsc_location"):
-            constraints.remove(con)
-    for index, (rsc, node, score) in enumerate(scenario.scores):
-        SubElement(constraints, "rsc_location",
-                   {"id": f"{PREFIX}loc-{index}", "rsc": rsc, "node": node, "score": score})
-    nodes = config.find("nodes")
-    if nodes is None:
-        nodes = SubElement(config, "nodes")
-    for name, attrs in scenario.probes.items():
-        node = SubElement(nodes, "node", {"id": name, "uname": name, "type": "member"})
-        _add_attrs(node, f"{PREFIX}{name}", attrs)
-    for name, attrs in scenario.attributes.items():
-        node = next((n for n in nodes.findall("node") if (n.get("uname") or n.get("id")) == name), None)
-        if node is not None:
-            _add_attrs(node, f"{PREFIX}{name}", attrs, first=True)
-    resources = config.find("resources")
-    if resources is None:
-        resources = SubElement(config, "resources")
-    for rsc_id, agent in scenario.resources.items():
-        parts = agent.split(":")
-        attrs = {"id": rsc_id, "class": parts[0], "type": parts[-1]}
-        if len(parts) == 3:
-            attrs["provider"] = parts[1]
-        SubElement(resources, "primitive", attrs)
+    config = _child(root, "configuration")
+    _edit_constraints(_child(config, "constraints"), scenario)
+    _edit_nodes(_child(config, "nodes"), scenario)
+    resources = _child(config, "resources")
+    _add_resources(resources, scenario.resources)
     if scenario.started:
         for parent in [*resources.iter(), *config.iterfind("rsc_defaults//")]:
             for pair in parent.findall("nvpair"):
@@ -93,6 +73,34 @@ def _edit(root: Element, scenario: Scenario) -> None:
         status = root.find("status")
         if status is not None:
             root.remove(status)
+
+
+def _edit_constraints(constraints: Element, scenario: Scenario) -> None:
+    if scenario.no_locations:
+        for con in constraints.findall("rsc_location"):
+            constraints.remove(con)
+    for index, (rsc, node, score) in enumerate(scenario.scores):
+        SubElement(constraints, "rsc_location",
+                   {"id": f"{PREFIX}loc-{index}", "rsc": rsc, "node": node, "score": score})
+
+
+def _edit_nodes(nodes: Element, scenario: Scenario) -> None:
+    for name, attrs in scenario.probes.items():
+        node = SubElement(nodes, "node", {"id": name, "uname": name, "type": "member"})
+        _add_attrs(node, f"{PREFIX}{name}", attrs)
+    for name, attrs in scenario.attributes.items():
+        node = next((n for n in nodes.findall("node") if (n.get("uname") or n.get("id")) == name), None)
+        if node is not None:
+            _add_attrs(node, f"{PREFIX}{name}", attrs, first=True)
+
+
+def _add_resources(resources: Element, agents: Mapping[str, str]) -> None:
+    for rsc_id, agent in agents.items():
+        parts = agent.split(":")
+        attrs = {"id": rsc_id, "class": parts[0], "type": parts[-1]}
+        if len(parts) == 3:
+            attrs["provider"] = parts[1]
+        SubElement(resources, "primitive", attrs)
 
 
 def _add_attrs(node: Element, prefix: str, attrs: Mapping[str, str], first: bool = False) -> None:

@@ -14,6 +14,7 @@ from lab.engine.grading import Report, grade, sections_for
 from lab.gather.facts import Facts, facts_from_cib_file, gather_live
 from lab.gather.probes import destructive_probes, probe_names, run_probes, without_probes
 from lab.transport.ssh import NodeAddress, SSHNode
+from lab.vm.labstate import current_lab
 
 
 def check_cib_file(exercise: Exercise, path: Path) -> Report:
@@ -75,8 +76,6 @@ def check_nodes(exercise: Exercise, specs: Sequence[str], *, identity: Path | No
 
 
 def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = None) -> Report:
-    from lab.vm.labstate import current_lab
-
     lab = current_lab()
     try:
         facts = gather_from_addresses(lab.addresses(), identity=lab.identity,

@@ -1,0 +1,120 @@
+"""Gathering a live node: one script (lab/scripts/gather/gather.sh plus one `sec` line per
+wanted section) sent on stdin, one round trip per node, all nodes in parallel.
+
+Whatever a node answers, gather_node returns that node's facts or that node's error, never an
+exception: a hostile or broken node costs its own facts, not the whole report.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
+
+from lab.core.errors import LabError
+from lab.core.xmlsafe import MAX_INPUT_BYTES, one_line
+from lab.gather.nodefacts import Facts, NodeFacts
+from lab.gather.parsers import TIMED_OUT
+from lab.gather.sections import EXTRA_PREFIX, node_facts_from_sections, parse_sections, wanted
+from lab.transport import scripts
+from lab.transport.base import Runner
+
+# How long one node's gather may take, seen from here. On the node the whole script ends
+# (every process it started killed, its temporary copies removed) a few seconds earlier,
+# and each section's command earlier still, so that one hung tool costs only its section.
+GATHER_TIMEOUT = 60.0
+
+
+def script_bounds(timeout: float) -> tuple[int, int]:
+    """(whole script, one section) in seconds on the node, both ending before `timeout` here."""
+    whole = max(1, int(timeout) - 4)  # + 2 s for `timeout -k 2` to kill what ignores TERM
+    return whole, max(1, whole - 6)
+
+
+def section_lines(sections: frozenset[str] | None,
+                  extra_commands: Mapping[str, str] | None = None) -> str:
+    """The `sec NAME COMMAND` lines for the wanted sections (all when None), then the extras."""
+    lines = [f"sec {s.name} {s.command}\n" for s in wanted(sections)]
+    for key, command in (extra_commands or {}).items():
+        lines.append(f"sec {shlex.quote(EXTRA_PREFIX + key)} sh -c {shlex.quote(command)}\n")
+    return "".join(lines)
+
+
+def gather_script(sections: frozenset[str] | None, extra_commands: Mapping[str, str] | None = None,
+                  *, section_timeout: int = 50) -> str:
+    """The whole script a node runs (on stdin) for these sections."""
+    return (scripts.render("gather/gather.sh", BLOCKS=MAX_INPUT_BYTES // 512, SECTION_TIMEOUT=section_timeout)
+            + section_lines(sections, extra_commands) + "report\n")
+
+
+def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
+                sections: frozenset[str] | None = None, *,
+                timeout: float = GATHER_TIMEOUT) -> NodeFacts:
+    """Gather one node's facts in one command; an unreachable node becomes an error fact.
+
+    Only the sections the checks read are gathered: under software emulation every
+    process started in the guest costs a few tenths of a second. Whatever the node
+    answers, the result is this node's facts or this node's error, never an exception.
+    """
+    try:
+        return _gather_node(runner, extra_commands, sections, timeout)
+    except LabError as exc:
+        return NodeFacts(name=runner.name, error=one_line(str(exc), 500))
+    except Exception as exc:  # an answer nobody foresaw: this node's failure, not everyone's
+        return NodeFacts(name=runner.name, error=f"{runner.name}: its answer cannot be read: "
+                                                 f"{type(exc).__name__}: {one_line(str(exc), 200)}")
+
+
+def _gather_node(runner: Runner, extra_commands: Mapping[str, str] | None,
+                 sections: frozenset[str] | None, timeout: float) -> NodeFacts:
+    whole, section = script_bounds(timeout)
+    script = gather_script(sections, extra_commands, section_timeout=section)
+    wrapper = scripts.render("gather/as_root.sh", WHOLE=whole)
+    names = " ".join(s.name for s in wanted(sections))
+    result = runner.run(["sh", "-c", wrapper], timeout=timeout, input_text=script,
+                        label=f"gather facts: {names}")
+    if result.returncode in TIMED_OUT:
+        return NodeFacts(name=runner.name, error=f"{runner.name}: gathering facts timed out")
+    found = parse_sections(result.stdout)
+    if "hostname" not in found:
+        return NodeFacts(name=runner.name,
+                         error=f"{runner.name}: the answer holds no facts (exit {result.returncode}): "
+                               f"{one_line(result.tail(2), 200) or 'no output'}")
+    extra = {k[len(EXTRA_PREFIX):]: v for k, v in found.items() if k.startswith(EXTRA_PREFIX)}
+    return node_facts_from_sections(runner.name, found, extra)
+
+
+def gather_live(runners: Sequence[Runner], expected_nodes: Sequence[str],
+                extra_commands: Mapping[str, str] | None = None,
+                sections: frozenset[str] | None = None,
+                on_node: Callable[[str], None] | None = None) -> Facts:
+    """Gather every node in parallel and pick the cluster view to judge."""
+    with ThreadPoolExecutor(max_workers=max(1, len(runners))) as pool:
+        gathered = list(pool.map(lambda r: gather_node(r, extra_commands, sections), runners))
+    nodes = {n.name: n for n in gathered}
+    if on_node:
+        for name in nodes:
+            on_node(name)
+    view = cluster_view(gathered)
+    return Facts(
+        live=True,
+        expected_nodes=tuple(expected_nodes),
+        cib=view.cib if view else None,
+        cib_xml=view.cib_xml if view else None,
+        status=view.status if view else None,
+        nodes=MappingProxyType(nodes),
+        source="live",
+    )
+
+
+def cluster_view(nodes: Sequence[NodeFacts]) -> NodeFacts | None:
+    """The node whose view to judge: the DC if one answers, else a quorate one, else any."""
+    with_cib = [n for n in nodes if n.cib is not None and n.status is not None]
+    for node in with_cib:
+        if node.status is not None and node.status.dc and node.status.dc in (node.name, node.hostname):
+            return node
+    for node in with_cib:
+        if node.status is not None and node.status.quorate:
+            return node
+    return with_cib[0] if with_cib else None
