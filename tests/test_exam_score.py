@@ -19,7 +19,7 @@ from lab.engine.exercises import load
 from lab.engine.offline import OfflineCluster
 from lab.gather.facts import CRM_MON_ARGS
 from lab.transport.runner import run_local
-from lab.workflows import exam, examscore
+from lab.workflows import exam, examscore, examstate
 from lab.workflows.gradebook import SignatureError
 
 P, F, E, S = examscore.PASS, examscore.FAIL, examscore.ERROR, examscore.SKIP
@@ -151,10 +151,10 @@ def test_unreachable_nodes_are_errors_not_fails() -> None:
     assert {j.status for j in judged[0]} == {E}
 
 
-def _state(minutes: float = 60, started_ago: float = 0) -> exam.ExamState:
+def _state(minutes: float = 60, started_ago: float = 0) -> examstate.ExamState:
     plan = exam.draw_plan(4, 3)
-    return exam.ExamState(plan=plan, minutes=minutes, started_wall=time.time() - started_ago,
-                          started_monotonic=time.monotonic() - started_ago, host_boot=exam.host_boot_id())
+    return examstate.ExamState(plan=plan, minutes=minutes, started_wall=time.time() - started_ago,
+                          started_monotonic=time.monotonic() - started_ago, host_boot=examstate.host_boot_id())
 
 
 def test_timer_uses_the_monotonic_clock_and_the_wall_after_a_host_reboot() -> None:
@@ -163,9 +163,10 @@ def test_timer_uses_the_monotonic_clock_and_the_wall_after_a_host_reboot() -> No
                               boot=state.host_boot) == pytest.approx(3000)
     assert state.seconds_left(now_wall=state.started_wall + 600, now_monotonic=5.0,
                               boot="another-boot") == pytest.approx(3000)
-    assert exam.warning(31 * 60) is None and "30 minutes" in exam.warning(29 * 60)
-    assert "10 minutes" in exam.warning(9 * 60) and "1 minute " in exam.warning(30) and "up" in exam.warning(-1)
-    again = exam.ExamState.from_json(json.loads(json.dumps(state.to_json())), "x")
+    assert examstate.warning(31 * 60) is None and "30 minutes" in examstate.warning(29 * 60)
+    assert "10 minutes" in examstate.warning(9 * 60) and "1 minute " in examstate.warning(30)
+    assert "up" in examstate.warning(-1)
+    again = examstate.ExamState.from_json(json.loads(json.dumps(state.to_json())), "x")
     assert again.to_json() == state.to_json()
 
 
@@ -178,7 +179,7 @@ def _lab(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 def test_during_an_exam_aids_are_refused_unless_practice(tmp_path: Path) -> None:
     lab_dir = tmp_path / "labs" / "examtest"
     state = _state(20)
-    exam.write_state(lab_dir, state)
+    examstate.write_state(lab_dir, state)
     cluster = OfflineCluster.empty(tmp_path / "cib.xml")
     for argv in (("check", "resource-create", "--cib", str(cluster.path)), ("show", "resource-create", "--hint", "1"),
                  ("show", "resource-create", "--solution"), ("solve", "resource-create")):
@@ -189,9 +190,9 @@ def test_during_an_exam_aids_are_refused_unless_practice(tmp_path: Path) -> None
         assert "less than 30 minutes" in run.stderr
     shown = _lab("show", "resource-create", home=tmp_path)
     assert shown.returncode == 0 and "Dummy" in shown.stdout
-    assert not exam.read_state(lab_dir).practice
+    assert not examstate.read_state(lab_dir).practice
     practice = _lab("check", "resource-create", "--cib", str(cluster.path), "--practice", home=tmp_path)
-    assert practice.returncode == 1 and exam.read_state(lab_dir).practice
+    assert practice.returncode == 1 and examstate.read_state(lab_dir).practice
     status = _lab("exam", "status", home=tmp_path)
     assert status.returncode == 0 and "left" in status.stdout and len(status.stdout.splitlines()) >= 4
     assert _lab("exam", "mark", "2", "revisit", home=tmp_path).returncode == 0

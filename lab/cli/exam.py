@@ -7,9 +7,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.cli.main import bounded
 from lab.core.errors import UsageError
+
+if TYPE_CHECKING:  # the workflows load when a subcommand runs: `lab --help` stays fast
+    from lab.workflows.examstate import ExamState
 
 _minutes = bounded(float, "a number of minutes", 1, 600)
 _percent = bounded(float, "a percentage", 0, 100, above=True)
@@ -66,73 +70,111 @@ def _key(path: Path | None) -> bytes | None:
     return read_key(path) if path is not None else None
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from lab.workflows import exam
+
+    plan = exam.draw_plan(args.seed, args.tasks)
+    print(json.dumps(plan.to_json()) if args.format == "json" else exam.plan_text(plan))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from lab.workflows import examscore
+
+    examscore.verify(args.results, _key(args.sign_key))  # type: ignore[arg-type]
+    print(f"{args.results}: signature OK")
+    return 0
+
+
+def _regrade(args: argparse.Namespace) -> int:
+    from lab.workflows import examscore
+
+    doc = examscore.regrade(args.dir, _key(args.sign_key))
+    print(f"regraded {args.dir}: {doc['summary']['percent']} % ({doc['summary']['status']})")
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    from lab.vm.labstate import current_lab
+    from lab.workflows import exam, exam_run, examstate
+
+    key = _key(args.sign_key)  # a bad key fails before minutes of building
+    del key
+    plan = exam.draw_plan(args.seed, args.tasks, nodes=current_lab().node_names)
+    print(f"exam seed {plan.seed}", file=sys.stderr, flush=True)
+    state = exam_run.start(plan, minutes=args.minutes, sign_key=args.sign_key)
+    print("\n".join(examstate.status_lines(state)))
+    return 0
+
+
+def _status(args: argparse.Namespace, lab_dir: Path, state: ExamState) -> int:
+    from lab.workflows import examstate
+
+    while True:
+        print("\n".join(examstate.status_lines(state)), flush=True)
+        if not args.watch or state.status != "running":
+            return 0
+        time.sleep(5)
+        print()
+        state = examstate.read_state(lab_dir) or state
+
+
+def _show(args: argparse.Namespace, lab_dir: Path, state: ExamState) -> int:
+    from lab.workflows import exam
+
+    if not 1 <= args.number <= len(state.plan.tasks):
+        raise UsageError(f"task {args.number} does not exist (tasks 1..{len(state.plan.tasks)})")
+    print(exam.task_text(args.number, state.plan.tasks[args.number - 1].load()), end="")
+    return 0
+
+
+def _mark(args: argparse.Namespace, lab_dir: Path, state: ExamState) -> int:
+    from lab.workflows import examstate
+
+    examstate.mark(lab_dir, args.number, args.what)
+    print(f"task {args.number}: {args.what}")
+    return 0
+
+
+def _submit(args: argparse.Namespace, lab_dir: Path, state: ExamState) -> int:
+    from lab.workflows import exam_run, examscore
+
+    pass_mark = args.pass_mark if args.pass_mark is not None else examscore.DEFAULT_PASS_MARK
+    doc = exam_run.submit(key=_key(args.sign_key), pass_mark=pass_mark)
+    print(examscore.results_md(doc), end="")
+    return 0 if doc["summary"]["status"] == "pass" else 1
+
+
+def _review(args: argparse.Namespace, lab_dir: Path, state: ExamState) -> int:
+    from lab.workflows import examscore
+
+    if state.status != "submitted" or not state.results:
+        raise UsageError("the exam is not submitted yet: review comes after 'lab exam submit'")
+    print(review_text(examscore.read_results(Path(state.results))), end="")
+    return 0
+
+
+# Subcommands that need no exam yet, and those that act on this lab's exam.
+_WITHOUT_EXAM = {"plan": _plan, "verify": _verify, "regrade": _regrade, "start": _start}
+_ON_EXAM = {"status": _status, "show": _show, "mark": _mark, "submit": _submit, "review": _review}
+
+
 def cmd_exam(args: argparse.Namespace) -> int:
-    from lab.workflows import exam, examscore
+    from lab.workflows import examstate
 
     what = args.exam_command
     if what is None:
         raise UsageError("lab exam needs a subcommand: plan, start, status, show, mark, submit, review, "
                          "regrade, verify")
-    if what == "plan":
-        plan = exam.draw_plan(args.seed, args.tasks)
-        if args.format == "json":
-            print(json.dumps(plan.to_json()))
-        else:
-            print(exam.plan_text(plan))
-        return 0
-    if what == "verify":
-        examscore.verify(args.results, _key(args.sign_key))  # type: ignore[arg-type]
-        print(f"{args.results}: signature OK")
-        return 0
-    if what == "regrade":
-        doc = examscore.regrade(args.dir, _key(args.sign_key))
-        print(f"regraded {args.dir}: {doc['summary']['percent']} % ({doc['summary']['status']})")
-        return 0
-    if what == "start":
-        from lab.vm.labstate import current_lab
-        from lab.workflows import exam_run
-
-        key = _key(args.sign_key)  # a bad key fails before minutes of building
-        del key
-        plan = exam.draw_plan(args.seed, args.tasks, nodes=current_lab().node_names)
-        print(f"exam seed {plan.seed}", file=sys.stderr, flush=True)
-        state = exam_run.start(plan, minutes=args.minutes, sign_key=args.sign_key)
-        print("\n".join(exam.status_lines(state)))
-        return 0
+    if what in _WITHOUT_EXAM:
+        return _WITHOUT_EXAM[what](args)
+    if what not in _ON_EXAM:
+        raise UsageError(f"unknown exam subcommand '{what}'")
     lab_dir = _lab_dir()
-    state = exam.read_state(lab_dir)
+    state = examstate.read_state(lab_dir)
     if state is None:
         raise UsageError("this lab has no exam: 'lab exam start'")
-    if what == "status":
-        while True:
-            print("\n".join(exam.status_lines(state)), flush=True)
-            if not args.watch or state.status != "running":
-                return 0
-            time.sleep(5)
-            print()
-            state = exam.read_state(lab_dir) or state
-    if what == "show":
-        if not 1 <= args.number <= len(state.plan.tasks):
-            raise UsageError(f"task {args.number} does not exist (tasks 1..{len(state.plan.tasks)})")
-        print(exam.task_text(args.number, state.plan.tasks[args.number - 1].load()), end="")
-        return 0
-    if what == "mark":
-        exam.mark(lab_dir, args.number, args.what)
-        print(f"task {args.number}: {args.what}")
-        return 0
-    if what == "submit":
-        from lab.workflows import exam_run
-
-        pass_mark = args.pass_mark if args.pass_mark is not None else examscore.DEFAULT_PASS_MARK
-        doc = exam_run.submit(key=_key(args.sign_key), pass_mark=pass_mark)
-        print(examscore.results_md(doc), end="")
-        return 0 if doc["summary"]["status"] == "pass" else 1
-    if what == "review":
-        if state.status != "submitted" or not state.results:
-            raise UsageError("the exam is not submitted yet: review comes after 'lab exam submit'")
-        print(review_text(examscore.read_results(Path(state.results))), end="")
-        return 0
-    raise UsageError(f"unknown exam subcommand '{what}'")
+    return _ON_EXAM[what](args, lab_dir, state)
 
 
 def review_text(doc: dict) -> str:
@@ -167,14 +209,14 @@ def examscore_header(doc: dict) -> str:
 def enforce(args: argparse.Namespace) -> None:
     """During an exam: warnings on every command, and check/solve/hints/solutions refused unless
     --practice (which marks the exam as practice)."""
-    from lab.workflows import exam
+    from lab.workflows import examstate
 
-    found = exam.current_exam()
+    found = examstate.current_exam()
     if found is None:
         return
     lab_dir, state = found
     if state.status == "running":
-        note = exam.warning(state.seconds_left())
+        note = examstate.warning(state.seconds_left())
         if note:
             print(note, file=sys.stderr, flush=True)
     command = args.command
@@ -183,8 +225,8 @@ def enforce(args: argparse.Namespace) -> None:
         return
     if not getattr(args, "practice", False):
         shown = "show --hint/--solution" if command == "show" else command
-        raise UsageError(exam.refusal(shown))
-    exam.practice_used(lab_dir, state)
+        raise UsageError(examstate.refusal(shown))
+    examstate.practice_used(lab_dir, state)
 
 
 COMMANDS = {"exam": cmd_exam}

@@ -1,32 +1,28 @@
-"""A mock exam: the draw (plan), the combined start state, and the exam's state and timer.
+"""A mock exam: the draw (plan) and the combined start state.
 
-Pure where it can be: the plan is a function of the seed and the catalogue; the timer is a
-function of the state file and the host's clocks. No CLI knowledge here; the VM steps
-(build, submit, reboot) live in lab/workflows/exam_run.py, scoring and results in lab/workflows/examscore.py.
+Pure: the plan is a function of the seed and the catalogue. No CLI knowledge here; the exam's
+state and timer live in lab/workflows/examstate.py, the VM steps (build, submit, reboot) in
+lab/workflows/exam_run.py, scoring and results in lab/workflows/examscore.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lab import __version__
 from lab.core.errors import UsageError
 from lab.engine.exercises import Exercise, exercises_dir, load, load_all
+from lab.engine.grading import sections_for
+from lab.gather.probes import destructive_probes
 
 DEFAULT_TASKS = 8
 DEFAULT_MINUTES = 120
 MAX_TASKS = 16
-WARN_MINUTES = (30, 10, 5, 1)
 PLAN_SCHEMA = 1
-STATE_SCHEMA = 1
 # Weight of a task by its objective: how much of 361.3's hands-on work the objective is
 # (resources and constraints are most of it, awareness topics least).
 OBJECTIVE_WEIGHTS = {
@@ -59,9 +55,6 @@ def exam_eligible(exercise: Exercise, node_count: int = 2) -> str | None:
     """Why an exercise cannot be an exam task (None: it can). One lab state holds every task:
     a task needs the running cluster, no host-side fixture, and no check that fences or reboots
     (the exam's own persistence phase is the reboot)."""
-    from lab.engine.grading import sections_for
-    from lab.gather.probes import destructive_probes
-
     if exercise.start.baseline != "cluster":
         return f"starts from the '{exercise.start.baseline}' snapshot, not the running cluster"
     if exercise.start.fixtures:
@@ -232,176 +225,6 @@ def combined_start(exercises: Sequence[Exercise]) -> CombinedStart:
     return CombinedStart(tuple(commands), faults)
 
 
-# --- the exam's state on the host ----------------------------------------------------------------
-
-def host_boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-@dataclass
-class ExamState:
-    """exam.json in the exam folder. The deadline is kept twice: as wall time, and as the host's
-    monotonic clock at start plus the duration (immune to wall clock changes while the host runs;
-    after a host reboot the wall time is all there is). The guests' clocks never count."""
-
-    plan: Plan
-    minutes: float
-    started_wall: float
-    started_monotonic: float
-    host_boot: str
-    status: str = "running"  # running | submitting | submitted
-    practice: bool = False
-    marks: dict[str, str] = field(default_factory=dict)
-    watcher_pid: int | None = None
-    build_seconds: float | None = None
-    results: str | None = None
-    sign_key: str | None = None  # the key file's path (the watcher signs with it); never the key
-
-    @property
-    def deadline_wall(self) -> float:
-        return self.started_wall + self.minutes * 60
-
-    def seconds_left(self, now_wall: float | None = None, now_monotonic: float | None = None,
-                     boot: str | None = None) -> float:
-        now_wall = time.time() if now_wall is None else now_wall
-        now_monotonic = time.monotonic() if now_monotonic is None else now_monotonic
-        boot = host_boot_id() if boot is None else boot
-        if boot and boot == self.host_boot:
-            return self.started_monotonic + self.minutes * 60 - now_monotonic
-        return self.deadline_wall - now_wall
-
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": STATE_SCHEMA, "plan": self.plan.to_json(), "minutes": self.minutes,
-                "started_wall": self.started_wall, "deadline_wall": self.deadline_wall,
-                "started_monotonic": self.started_monotonic, "host_boot": self.host_boot,
-                "status": self.status, "practice": self.practice, "marks": dict(self.marks),
-                "watcher_pid": self.watcher_pid, "build_seconds": self.build_seconds,
-                "results": self.results, "sign_key": self.sign_key}
-
-    @classmethod
-    def from_json(cls, data: Any, where: str) -> ExamState:
-        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
-            raise UsageError(f"{where}: not an exam state file (schema {STATE_SCHEMA})")
-        try:
-            state = cls(plan=plan_from_json(data["plan"], where), minutes=float(data["minutes"]),
-                        started_wall=float(data["started_wall"]),
-                        started_monotonic=float(data["started_monotonic"]), host_boot=str(data["host_boot"]),
-                        status=str(data["status"]), practice=bool(data.get("practice", False)),
-                        marks={str(k): str(v) for k, v in dict(data.get("marks") or {}).items()},
-                        watcher_pid=data.get("watcher_pid"), build_seconds=data.get("build_seconds"),
-                        results=data.get("results"), sign_key=data.get("sign_key"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{where}: field {exc} is missing or of the wrong type") from None
-        if state.status not in ("running", "submitting", "submitted"):
-            raise UsageError(f"{where}: field 'status' must be running, submitting or submitted")
-        return state
-
-
-def exam_dir(lab_dir: Path) -> Path:
-    return lab_dir / "exam"
-
-
-def state_path(lab_dir: Path) -> Path:
-    return exam_dir(lab_dir) / "exam.json"
-
-
-def read_state(lab_dir: Path) -> ExamState | None:
-    path = state_path(lab_dir)
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} cannot be read: {exc}") from None
-    return ExamState.from_json(data, str(path))
-
-
-def write_state(lab_dir: Path, state: ExamState) -> None:
-    from lab.vm.labstate import write_atomic
-
-    write_atomic(state_path(lab_dir), json.dumps(state.to_json(), indent=2) + "\n", mode=0o600)
-
-
-def current_exam() -> tuple[Path, ExamState] | None:
-    """The current lab's running exam, or None (no lab, no exam, or one already submitted).
-    Never raises: every `lab` command asks, also without a lab."""
-    try:
-        from lab.vm.labstate import Lab, current_name
-
-        lab_dir = Lab(current_name()).dir
-        state = read_state(lab_dir)
-    except Exception:  # noqa: BLE001 - no lab or a broken file: no exam to enforce here
-        return None
-    if state is None or state.status == "submitted":
-        return None
-    return lab_dir, state
-
-
-def format_left(seconds: float) -> str:
-    if seconds <= 0:
-        return "time is up"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d} left"
-
-
-def warning(seconds: float) -> str | None:
-    """The warning for this much time left: at 30, 10, 5 and 1 minutes (the nearest one crossed)."""
-    if seconds <= 0:
-        return "exam: time is up; 'lab exam submit' (the watcher submits by itself)"
-    crossed = [m for m in WARN_MINUTES if seconds <= m * 60]
-    if not crossed:
-        return None
-    return f"exam: less than {min(crossed)} minute{'s' if min(crossed) > 1 else ''} left ({format_left(seconds)})"
-
-
-def mark(lab_dir: Path, number: int, what: str) -> ExamState:
-    """The candidate's own done/revisit mark on task NUMBER (1-based); 'clear' removes it."""
-    state = read_state(lab_dir)
-    if state is None or state.status != "running":
-        raise UsageError("no exam is running: 'lab exam start'")
-    if not 1 <= number <= len(state.plan.tasks):
-        raise UsageError(f"task {number} does not exist (tasks 1..{len(state.plan.tasks)})")
-    if what not in ("done", "revisit", "clear"):
-        raise UsageError("mark must be done, revisit or clear")
-    if what == "clear":
-        state.marks.pop(str(number), None)
-    else:
-        state.marks[str(number)] = what
-    write_state(lab_dir, state)
-    return state
-
-
-def status_lines(state: ExamState) -> list[str]:
-    """Time left, and each task's title with the candidate's mark."""
-    left = state.seconds_left()
-    lines = [f"exam (seed {state.plan.seed}{', practice' if state.practice else ''}): {state.status}, "
-             f"{format_left(left) if state.status == 'running' else ''}".rstrip(", ")]
-    for number, (task, exercise) in enumerate(zip(state.plan.tasks, state.plan.exercises(), strict=True), 1):
-        mark_text = state.marks.get(str(number), "")
-        kind = "" if task.persistent else "  (runtime only)"
-        lines.append(f"  {number:>2}. [{mark_text or ' ':^7}] {exercise.title}{kind}")
-    note = warning(left) if state.status == "running" else None
-    if note:
-        lines.append(note)
-    return lines
-
-
-def refusal(command: str) -> str:
-    return (f"'lab {command}' is not allowed during an exam ('lab exam status'); add --practice to "
-            "use it anyway (the exam is then marked as practice)")
-
-
-def practice_used(lab_dir: Path, state: ExamState) -> None:
-    """Record that a refused aid was used with --practice: the results say practice."""
-    if not state.practice:
-        state.practice = True
-        write_state(lab_dir, state)
-
-
 def task_text(number: int, exercise: Exercise) -> str:
     return f"Task {number}: {exercise.title}\n\n{exercise.task.strip()}\n"
 
@@ -415,15 +238,3 @@ def plan_text(plan: Plan, exercises: Sequence[Exercise] | None = None) -> str:
                      f"{'persistent' if task.persistent else 'runtime'}  {exercise.title}"
                      + (f"  ({params})" if params else ""))
     return "\n".join(lines)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

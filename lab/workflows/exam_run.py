@@ -8,8 +8,10 @@ lab's lock. Scoring and the results files are lab.workflows.examscore's; the sta
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,13 +26,15 @@ from lab.engine.exercises import Exercise
 from lab.engine.grading import grade, sections_for
 from lab.gather.facts import Facts, gather_live
 from lab.gather.probes import BOOT_ID, probe_names, reboot_probe, run_probes, without_probes
+from lab.transport import runner
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
 from lab.vm import faults as faultlib
 from lab.vm import lifecycle as lc
 from lab.vm import provision, virt
-from lab.vm.labstate import Lab
-from lab.workflows import exam, examscore
+from lab.vm.labstate import Lab, current_name
+from lab.workflows import exam, examscore, examstate
+from lab.workflows.gradebook import read_key
 
 SETTLE_TIMEOUT = 300
 
@@ -92,7 +96,7 @@ def freeze(lab: Lab, exercises: Sequence[Exercise], folder: Path,
 
 def _archive(lab: Lab) -> None:
     """A finished exam's folder moves to exams/ (kept), so the new one starts empty."""
-    folder = exam.exam_dir(lab.dir)
+    folder = examstate.exam_dir(lab.dir)
     if folder.exists():
         target = lab.dir / "exams" / time.strftime("%Y%m%d-%H%M%S")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,11 +105,11 @@ def _archive(lab: Lab) -> None:
 
 @lc._mutating()  # noqa: SLF001 - the lab's own lock, as every lifecycle step
 def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
-          progress: Progress | None = None) -> exam.ExamState:
+          progress: Progress | None = None) -> examstate.ExamState:
     """Build one lab state for every task, prove every task red, then start the timer."""
     progress = progress or Progress()
     lab = lc.require_lab()
-    old = exam.read_state(lab.dir)
+    old = examstate.read_state(lab.dir)
     if old is not None and old.status != "submitted":
         raise UsageError("an exam is already running on this lab: 'lab exam submit' first")
     exercises = plan.exercises()
@@ -142,20 +146,20 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
         lc.settle_after_faults(lab, faults, nodes, progress)
     finally:
         lc._close(nodes)  # noqa: SLF001
-    folder = exam.exam_dir(lab.dir)
+    folder = examstate.exam_dir(lab.dir)
     with progress.step("lab", "baseline: every task grades red"):
         facts, _meta = freeze(lab, exercises, folder / "evidence" / "baseline", lambda t: progress.say("lab", t))
         green = [f"{i}. {e.id}" for i, e in enumerate(exercises, 1) if grade(e, facts).passed]
     if green:
         raise LabError(f"exam build error: task(s) {', '.join(green)} grade green at start (a task solved "
                        "before the exam is a broken start state, not a gift); 'lab exam start' again draws anew")
-    state = exam.ExamState(plan=plan, minutes=minutes, started_wall=time.time(),
-                           started_monotonic=time.monotonic(), host_boot=exam.host_boot_id(),
+    state = examstate.ExamState(plan=plan, minutes=minutes, started_wall=time.time(),
+                           started_monotonic=time.monotonic(), host_boot=examstate.host_boot_id(),
                            build_seconds=round(time.monotonic() - began, 1),
                            sign_key=str(sign_key.resolve()) if sign_key else None)
-    exam.write_state(lab.dir, state)
+    examstate.write_state(lab.dir, state)
     state.watcher_pid = start_watcher(lab)
-    exam.write_state(lab.dir, state)
+    examstate.write_state(lab.dir, state)
     progress.say("lab", f"exam started: {len(exercises)} tasks, {minutes:g} minutes (built in "
                         f"{state.build_seconds:g} s); 'lab exam status', 'lab exam review' after submit")
     return state
@@ -165,7 +169,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
 
 def start_watcher(lab: Lab) -> int:
     """A host process of its own session (it outlives this command) that submits at the deadline."""
-    log = (exam.exam_dir(lab.dir) / "watcher.log").open("a")
+    log = (examstate.exam_dir(lab.dir) / "watcher.log").open("a")
     env = dict(os.environ, LAB_NAME=lab.name)
     proc = subprocess.Popen([sys.executable, "-m", "lab.workflows.exam_run", "watch"], env=env,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -176,14 +180,12 @@ def start_watcher(lab: Lab) -> int:
 def end_watcher(lab_dir: Path) -> None:
     """End the exam's watcher (submit and destroy do), by its recorded pid, never by name."""
     try:
-        state = exam.read_state(lab_dir)
+        state = examstate.read_state(lab_dir)
     except UsageError:
         return
     if state is None or not state.watcher_pid or state.watcher_pid == os.getpid():
         return
-    if exam.pid_alive(state.watcher_pid) and _is_watcher(state.watcher_pid):
-        import signal
-
+    if examstate.pid_alive(state.watcher_pid) and _is_watcher(state.watcher_pid):
         os.kill(state.watcher_pid, signal.SIGTERM)
 
 
@@ -196,11 +198,9 @@ def _is_watcher(pid: int) -> bool:
 
 def watch() -> int:
     """The watcher's loop: sleep until the deadline (re-reading the state), then submit."""
-    from lab.vm.labstate import current_name
-
     lab_dir = Lab(current_name()).dir
     while True:
-        state = exam.read_state(lab_dir)
+        state = examstate.read_state(lab_dir)
         if state is None or state.status != "running":
             return 0
         left = state.seconds_left()
@@ -217,9 +217,7 @@ def watch() -> int:
         time.sleep(min(max(left, 0.5), 20.0))
 
 
-def _key(state: exam.ExamState) -> bytes | None:
-    from lab.workflows.gradebook import read_key
-
+def _key(state: examstate.ExamState) -> bytes | None:
     return read_key(Path(state.sign_key)) if state.sign_key else None
 
 
@@ -258,16 +256,16 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
     """Freeze and grade, reboot every node (boot ids prove it), wait for the cluster, grade again."""
     progress = progress or Progress()
     lab = lc.require_lab()
-    state = exam.read_state(lab.dir)
+    state = examstate.read_state(lab.dir)
     if state is None or state.status == "submitted":
         raise UsageError("no exam is running: 'lab exam start'")
     left = state.seconds_left()
     state.status = "submitting"
-    exam.write_state(lab.dir, state)
+    examstate.write_state(lab.dir, state)
     if not by_watcher:
         end_watcher(lab.dir)
     exercises = state.plan.exercises()
-    folder = exam.exam_dir(lab.dir)
+    folder = examstate.exam_dir(lab.dir)
     say: Callable[[str], None] = lambda text: progress.say("lab", text)  # noqa: E731
     times: dict[str, Any] = {"started": state.started_wall, "submitted": time.time(),
                              "used_seconds": round(state.minutes * 60 - max(left, 0), 1),
@@ -320,15 +318,13 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
     examscore.write_results(folder, doc, key if key is not None else _key(state))
     state.status = "submitted"
     state.results = str(folder / "results.json")
-    exam.write_state(lab.dir, state)
+    examstate.write_state(lab.dir, state)
     summary = doc["summary"]
     progress.say("lab", f"exam submitted: {summary['percent']} % ({summary['status']}); results in {folder}")
     return doc
 
 
 def _meta_of(folder: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
@@ -336,7 +332,5 @@ def _meta_of(folder: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["watch"]:
-    from lab.transport import runner
-
     with runner.owned_children():
         sys.exit(watch())

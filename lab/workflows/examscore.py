@@ -4,7 +4,7 @@ Each check gets PASS / FAIL / ERROR (or SKIP) before and after the reboot; ERROR
 grader could not judge (node unreachable, a tool failed, a check crashed): it is shown apart,
 never counted as the candidate's fail, and `lab exam regrade` judges the frozen evidence again.
 results.json is the record; results.md, report.html and junit.xml are views of it. The HMAC
-signing is lab grade's (lab.workflows.gradebook). Nothing here knows the CLI or touches a VM.
+signing is lab grade's (lab.workflows.resultsfile). Nothing here knows the CLI or touches a VM.
 """
 
 from __future__ import annotations
@@ -23,11 +23,20 @@ from typing import Any
 from checks import get_check
 from lab import __version__
 from lab.core.errors import LabError, UsageError
-from lab.core.xmlsafe import one_line
+from lab.core.xmlsafe import loads_untrusted_json, one_line, parse_untrusted, read_untrusted_file
 from lab.engine.exercises import Exercise
 from lab.engine.grading import CheckOutcome, grade
-from lab.gather.facts import Facts, NodeFacts, node_facts_from_sections, parse_sections
-from lab.workflows.gradebook import close_junit_suite, junit_text
+from lab.gather.facts import (  # _cluster_view: the same choice of view as a live gather
+    Facts,
+    NodeFacts,
+    _cluster_view,
+    node_facts_from_sections,
+    parse_sections,
+)
+from lab.vm.labstate import write_atomic
+from lab.workflows.exam import plan_from_json
+from lab.workflows.gradebook import chart_svg, close_junit_suite, junit_text, md_escape
+from lab.workflows.resultsfile import sign_document, verify_document, write_file
 
 SCHEMA = "failover-lab-exam/1"
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
@@ -171,8 +180,6 @@ def cib_version(cib_xml: str | None) -> dict[str, str | None]:
     """admin_epoch/epoch/num_updates of a CIB (which write of the configuration was judged)."""
     if not cib_xml:
         return {"admin_epoch": None, "epoch": None, "num_updates": None}
-    from lab.core.xmlsafe import parse_untrusted
-
     try:
         root = parse_untrusted(cib_xml, "CIB")
     except LabError:
@@ -184,8 +191,6 @@ def write_evidence(folder: Path, raw: Mapping[str, str | None], errors: Mapping[
                    boot_ids: Mapping[str, str | None], when: float) -> dict[str, Any]:
     """One phase's evidence: each node's gathered answer as it came, and meta.json with hashes,
     boot ids, CIB versions and the time. Returns meta."""
-    from lab.vm.labstate import write_atomic
-
     folder.mkdir(parents=True, exist_ok=True)
     nodes: dict[str, Any] = {}
     for name, text in raw.items():
@@ -203,8 +208,6 @@ def write_evidence(folder: Path, raw: Mapping[str, str | None], errors: Mapping[
 
 def facts_from_evidence(folder: Path, expected: Sequence[str]) -> Facts:
     """The phase's Facts again from its frozen answers (the hashes must still match)."""
-    from lab.gather.facts import _cluster_view  # the same choice of view as a live gather
-
     meta_path = folder / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
@@ -244,9 +247,7 @@ def _h(value: object) -> str:
 
 
 def _md(text: object) -> str:
-    from lab.workflows.gradebook import _md as escape
-
-    return escape(str(text))
+    return md_escape(str(text))
 
 
 def results_md(doc: Mapping[str, Any]) -> str:
@@ -281,8 +282,6 @@ th{background:#f3f3f3}.PASS{background:#e5f6e5}.FAIL{background:#fde8e8}.ERROR{b
 def report_html(doc: Mapping[str, Any]) -> str:
     """One self-contained page: the per-task table, every check's pre/post/final, and the score
     per objective as an inline SVG chart (lab grade's chart). Nothing is fetched."""
-    from lab.workflows.gradebook import _chart
-
     s = doc["summary"]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
@@ -308,7 +307,7 @@ def report_html(doc: Mapping[str, Any]) -> str:
                        f'<td class="{_h(c["post"] or "")}">{_h(c["post"] or "-")}</td>'
                        f'<td class="{_h(c["final"])}">{_h(c["final"])}</td><td>{_h(c["pre_message"])}</td></tr>')
     out.append("</tbody></table><h2>Score per objective</h2>")
-    out.append(_chart([(o["objective"], int(round(o["percent"] * 10)), 1000) for o in s["objectives"]]))
+    out.append(chart_svg([(o["objective"], int(round(o["percent"] * 10)), 1000) for o in s["objectives"]]))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -344,20 +343,16 @@ OUTPUTS = ("results.json", "results.md", "report.html", "junit.xml")
 
 def write_results(folder: Path, doc: dict[str, Any], key: bytes | None = None) -> dict[str, Any]:
     """Every view, then results.json (signed with the key, HMAC-SHA256, as lab grade signs)."""
-    from lab.workflows.gradebook import _write_atomic, sign_document
-
-    _write_atomic(folder / "results.md", results_md(doc))
-    _write_atomic(folder / "report.html", report_html(doc))
-    _write_atomic(folder / "junit.xml", junit_xml(doc))
+    write_file(folder / "results.md", results_md(doc))
+    write_file(folder / "report.html", report_html(doc))
+    write_file(folder / "junit.xml", junit_xml(doc))
     if key is not None:
         doc = sign_document(doc, key)
-    _write_atomic(folder / "results.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write_file(folder / "results.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return doc
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    from lab.core.xmlsafe import loads_untrusted_json, read_untrusted_file
-
     data = loads_untrusted_json(read_untrusted_file(path, "exam results", limit=64 * 2**20).decode("utf-8", "replace"),
                                 str(path))
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -366,15 +361,11 @@ def read_results(path: Path) -> dict[str, Any]:
 
 
 def verify(path: Path, key: bytes) -> None:
-    from lab.workflows.gradebook import verify_document
-
     verify_document(read_results(path), key, str(path))
 
 
 def regrade(folder: Path, key: bytes | None = None) -> dict[str, Any]:
     """Judge an exam folder's frozen evidence again with the current grader; rewrite the results."""
-    from lab.workflows.exam import plan_from_json
-
     path = folder / "results.json"
     doc = read_results(path)
     plan = plan_from_json(doc.get("plan"), str(path))

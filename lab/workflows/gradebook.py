@@ -1,7 +1,8 @@
 """What `lab grade` writes: results.json (signed on request), gradebook.csv, junit.xml,
-report.html and feedback/<id>.md, all from one ClassResults; and reading results.json back.
+report.html and feedback/<id>.md, all from one ClassResults.
 
-results.json is the record (schema 1); every other file is a view of it. Nothing here
+results.json is the record (schema 1, lab.workflows.resultsfile: signing, reading it back);
+every other file is a view of it. Nothing here
 knows the CLI. Messages come from checks over student-made XML: every writer escapes them
 for its format, and control characters are shown escaped, never passed through.
 """
@@ -9,152 +10,26 @@ for its format, and control characters are shown escaped, never passed through.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import html
 import io
 import json
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lab.core.errors import LabError, UsageError
-from lab.core.xmlsafe import loads_untrusted_json, one_line, read_untrusted_file
+from lab.core.errors import UsageError
+from lab.core.xmlsafe import one_line
 from lab.engine.exercises import Exercise
-from lab.workflows.classgrade import CheckResult, ClassResults, ExerciseResult, StudentResult
+from lab.workflows.classgrade import ClassResults, StudentResult
+from lab.workflows.resultsfile import SignatureError as SignatureError  # callers name these here
+from lab.workflows.resultsfile import read_key as read_key
+from lab.workflows.resultsfile import read_results as read_results
+from lab.workflows.resultsfile import results_document, sign_document, write_file
+from lab.workflows.resultsfile import verify_dir as verify_dir
 
-SCHEMA = 1
-SIGNATURE_PREFIX = "hmac-sha256:"
-MIN_KEY_BYTES = 16
-MAX_KEY_BYTES = 64 * 1024
-MAX_RESULTS_BYTES = 64 * 1024 * 1024
 OUTPUTS = ("results.json", "gradebook.csv", "junit.xml", "report.html", "feedback/")
-
-
-class SignatureError(LabError):
-    """results.json does not carry the signature its key makes: it was changed, or the key differs."""
-
-
-# --- results.json -----------------------------------------------------------------------------
-
-def results_document(results: ClassResults) -> dict[str, Any]:
-    """The schema-1 record, exactly the fields the gradebook contract names (plus `dropped`)."""
-    return {
-        "schema": SCHEMA,
-        "exercises": list(results.exercises),
-        "dropped": list(results.dropped),
-        "students": [{
-            "id": s.id, "name": s.name, "status": s.status, "score": s.score, "max_score": s.max_score,
-            "exercises": [{
-                "exercise": e.exercise, "status": e.status, "passed": e.passed, "score": e.score,
-                "max_score": e.max_score,
-                "checks": [{"id": c.id, "passed": c.passed, "points": c.points, "message": c.message}
-                           for c in e.checks],
-                "error": e.error,
-            } for e in s.exercises],
-        } for s in results.students],
-    }
-
-
-def read_key(path: Path) -> bytes:
-    """An HMAC key from a file (surrounding whitespace ignored), at least 16 bytes."""
-    key = read_untrusted_file(path, "signing key", limit=MAX_KEY_BYTES).strip()
-    if len(key) < MIN_KEY_BYTES:
-        raise UsageError(f"signing key {path} has {len(key)} bytes; use at least {MIN_KEY_BYTES} "
-                         "(e.g. head -c 32 /dev/urandom | base64 > KEYFILE)")
-    return key
-
-
-def _canonical(document: Mapping[str, Any]) -> bytes:
-    """The signed bytes: the document without its signature, keys sorted, no spaces."""
-    body = {k: v for k, v in document.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def sign_document(document: dict[str, Any], key: bytes) -> dict[str, Any]:
-    digest = hmac.new(key, _canonical(document), hashlib.sha256).hexdigest()
-    return {**document, "signature": SIGNATURE_PREFIX + digest}
-
-
-def verify_document(document: Mapping[str, Any], key: bytes, where: str) -> None:
-    """Raise SignatureError unless the document carries the HMAC-SHA256 this key makes."""
-    given = document.get("signature")
-    if not isinstance(given, str) or not given.startswith(SIGNATURE_PREFIX):
-        raise SignatureError(f"{where} is not signed (grade with --sign-key to sign it)")
-    expected = SIGNATURE_PREFIX + hmac.new(key, _canonical(document), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.encode("ascii", "replace"), expected.encode("ascii")):
-        raise SignatureError(f"{where}: the signature does not match: the file was changed after "
-                             "grading, or it was signed with another key")
-
-
-def load_document(path: Path) -> dict[str, Any]:
-    try:
-        text = read_untrusted_file(path, "results file", limit=MAX_RESULTS_BYTES).decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not UTF-8 text") from None
-    data = loads_untrusted_json(text, str(path))
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise UsageError(f"{path} is not a lab grade results file (schema {SCHEMA})")
-    return data
-
-
-def verify_dir(directory: Path, key: bytes) -> Path:
-    """Check DIR/results.json against the key; the path on success, SignatureError otherwise."""
-    path = directory / "results.json"
-    verify_document(load_document(path), key, str(path))
-    return path
-
-
-def read_results(path: Path, key: bytes | None) -> ClassResults:
-    """An earlier run's results.json (for --only-errors), verified when it is signed."""
-    if not path.exists():
-        raise UsageError(f"--only-errors merges into an earlier run's results, and {path} does not exist")
-    document = load_document(path)
-    if "signature" in document:
-        if key is None:
-            raise UsageError(f"{path} is signed: give --sign-key to check it before merging")
-        verify_document(document, key, str(path))
-    elif key is not None:
-        raise SignatureError(f"{path} is not signed, so it cannot be trusted under --sign-key")
-    try:
-        return _results_from(document)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{path} does not have the results layout (schema {SCHEMA}): "
-                         f"{type(exc).__name__}: {one_line(str(exc), 100)}") from None
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"expected a whole number, got {type(value).__name__}")
-    return value
-
-
-def _results_from(document: Mapping[str, Any]) -> ClassResults:
-    students = []
-    for s in document["students"]:
-        rows = []
-        for e in s["exercises"]:
-            checks = []
-            for c in e["checks"]:
-                passed = c["passed"]
-                if passed not in (True, False, None):
-                    raise TypeError("a check's passed must be true, false or null")
-                checks.append(CheckResult(_text(c["id"]), passed, _int(c["points"]), _text(c["message"])))
-            error = e.get("error")
-            rows.append(ExerciseResult(_text(e["exercise"]), tuple(checks), _int(e["max_score"]),
-                                       None if error is None else _text(error)))
-        students.append(StudentResult(_text(s["id"]), _text(s["name"]), tuple(rows)))
-    return ClassResults(tuple(_text(x) for x in document["exercises"]),
-                        tuple(sorted(_text(x) for x in document.get("dropped", []))), tuple(students))
 
 
 # --- gradebook.csv ----------------------------------------------------------------------------
@@ -250,14 +125,14 @@ def junit_text(root: ET.Element, totals: Mapping[str, int]) -> str:
 _MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~")
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """Untrusted text as literal Markdown: one line, every markup character escaped."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in one_line(text, 0))
 
 
 def feedback_md(student: StudentResult, exercises: Mapping[str, Exercise]) -> str:
     """A student's feedback: each exercise's checks with their messages."""
-    lines = [f"# Feedback for {_md(student.id)}" + (f" ({_md(student.name)})" if student.name else ""), ""]
+    lines = [f"# Feedback for {md_escape(student.id)}" + (f" ({md_escape(student.name)})" if student.name else ""), ""]
     if student.score is None:
         lines.append(f"Total: not complete (some exercises could not be graded), out of {student.max_score}")
     else:
@@ -266,17 +141,17 @@ def feedback_md(student: StudentResult, exercises: Mapping[str, Exercise]) -> st
     marks = {True: "[x]", False: "[ ]", None: "[-]"}
     for e in student.exercises:
         known = exercises.get(e.exercise)
-        title = f"{_md(e.exercise)}: {_md(known.title)}" if known else _md(e.exercise)
+        title = f"{md_escape(e.exercise)}: {md_escape(known.title)}" if known else md_escape(e.exercise)
         lines += ["", f"## {title}", ""]
         if e.error is not None:
-            lines.append(f"Not graded: {_md(e.error)}")
+            lines.append(f"Not graded: {md_escape(e.error)}")
             continue
         lines.append(f"Score {e.score}/{e.max_score}: {'passed' if e.passed else 'not passed'}")
         lines.append("")
         descriptions = {c.id: c.description for c in known.checks} if known else {}
         for c in e.checks:
             what = descriptions.get(c.id, c.id)
-            lines.append(f"- {marks[c.passed]} {_md(what)} ({c.points} pt): {_md(c.message)}")
+            lines.append(f"- {marks[c.passed]} {md_escape(what)} ({c.points} pt): {md_escape(c.message)}")
     return "\n".join(lines) + "\n"
 
 
@@ -333,7 +208,7 @@ def objective_scores(results: ClassResults, exercises: Mapping[str, Exercise]) -
     return [(k, v[0], v[1]) for k, v in sorted(totals.items())]
 
 
-def _chart(scores: Sequence[tuple[str, int, int]]) -> str:
+def chart_svg(scores: Sequence[tuple[str, int, int]]) -> str:
     """An inline SVG bar chart: the class's score per objective, in percent."""
     if not scores:
         return "<p>No exercise could be graded.</p>"
@@ -401,7 +276,7 @@ def report_html(results: ClassResults, exercises: Mapping[str, Exercise]) -> str
                    f'<td>{bar}{shown}</td></tr>')
     out.append("</tbody></table>")
     out.append("<h2>Score per objective</h2>")
-    out.append(_chart(objective_scores(results, exercises)))
+    out.append(chart_svg(objective_scores(results, exercises)))
     errors = [(s.id, e.exercise, e.error) for s in results.students for e in s.exercises if e.error]
     if errors:
         out.append('<h2>Not graded</h2><table id="errors"><thead><tr><th>student</th><th>exercise</th>'
@@ -413,25 +288,6 @@ def report_html(results: ClassResults, exercises: Mapping[str, Exercise]) -> str
 
 
 # --- writing DIR ------------------------------------------------------------------------------
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename: an interrupted run never leaves half a file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def prepare_dir(directory: Path) -> None:
     """Make DIR (before grading: a class is not graded to find no place for its results)."""
@@ -449,16 +305,16 @@ def write_all(directory: Path, results: ClassResults, exercises: Sequence[Exerci
     prepare_dir(directory)
     by_id = {e.id: e for e in exercises}
     feedback = directory / "feedback"
-    _write_atomic(directory / "gradebook.csv", gradebook_csv(results))
-    _write_atomic(directory / "junit.xml", junit_xml(results, by_id))
-    _write_atomic(directory / "report.html", report_html(results, by_id))
+    write_file(directory / "gradebook.csv", gradebook_csv(results))
+    write_file(directory / "junit.xml", junit_xml(results, by_id))
+    write_file(directory / "report.html", report_html(results, by_id))
     current = {s.id for s in results.students}
     for student in results.students:
-        _write_atomic(feedback / f"{student.id}.md", feedback_md(student, by_id))
+        write_file(feedback / f"{student.id}.md", feedback_md(student, by_id))
     for stale in feedback.glob("*.md"):  # students no longer on the roster
         if stale.stem not in current:
             stale.unlink(missing_ok=True)
     document = results_document(results)
     if key is not None:
         document = sign_document(document, key)
-    _write_atomic(directory / "results.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write_file(directory / "results.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
