@@ -1,0 +1,132 @@
+"""Fact sections as objects: checks declare what they read, the gather runs exactly that.
+
+The gather runs for real here: the rendered script (lab/scripts/gather/gather.sh plus the `sec`
+lines) through a local runner whose CIB_file is a state made by the real pacemaker tools."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import checks
+from checks import REGISTRY, check
+from lab.engine.exercises import load
+from lab.engine.grading import sections_for
+from lab.engine.offline import OfflineCluster
+from lab.gather import sections as sec
+from lab.gather.facts import NodeFacts, gather_node, gather_script
+from lab.gather.probes import FENCE, Probe
+from lab.transport.local import LocalRunner
+from lab.transport.runner import CommandResult
+
+needs_tools = pytest.mark.skipif(shutil.which("crm_mon") is None or shutil.which("pcs") is None,
+                                 reason="needs pacemaker-cli-utils and pcs")
+
+
+def test_nothing_is_gathered_that_no_check_reads() -> None:
+    read = frozenset().union(*(spec.sections for spec in REGISTRY.values()))
+    unread = set(sec.SECTIONS) - read - {sec.HOSTNAME.name}
+    assert not unread, f"gathered, but no check reads them: {sorted(unread)}"
+
+
+def test_every_nodefacts_field_comes_from_one_section() -> None:
+    filled = [f for s in sec.SECTIONS.values() for f in s.fields()]
+    assert len(filled) == len(set(filled)), filled
+    own = {"name", "error", "extra", "problems"}
+    fields = {f.name for f in dataclasses.fields(NodeFacts)} - own
+    assert set(filled) == fields
+    assert "cfgtool" not in fields  # declared once, never gathered: gone
+
+
+@pytest.mark.parametrize("bad", [
+    sec.Section("quorm", "corosync-quorumtool -s", "quorum", None),  # never registered
+    "quorum",  # a name, not the section
+    Probe("teleport"),
+])
+def test_a_check_cannot_ask_for_a_section_that_does_not_exist(bad: object) -> None:
+    before = dict(REGISTRY)
+    with pytest.raises(ValueError, match="lab_test_bad"):
+        @check("lab_test_bad", gathers=(bad,))  # type: ignore[arg-type]
+        def _bad(facts: object) -> None: ...
+    assert before == REGISTRY
+
+
+def test_registered_objects_are_accepted_and_named() -> None:
+    try:
+        @check("lab_test_good", live=True, gathers=(sec.KNOWN_HOSTS, FENCE))
+        def _good(facts: object) -> None: ...
+        # KNOWN_HOSTS's parser also reads pcs 0.9's tokens: gathered with it
+        assert REGISTRY["lab_test_good"].sections == {"known_hosts", "tokens", "probe:fence", "cib", "crm_mon"}
+    finally:
+        REGISTRY.pop("lab_test_good", None)
+
+
+def test_section_registry_refuses_duplicates_and_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        sec.section("quorum", "true", "quorum", None)
+    with pytest.raises(ValueError, match="no NodeFacts field"):
+        sec.section("lab_test_field", "true", "cfgtool", None)
+    assert "lab_test_field" not in sec.SECTIONS
+
+
+def test_wanted_closes_over_needs_and_refuses_unknown_names() -> None:
+    assert [s.name for s in sec.wanted({"known_hosts"})] == ["hostname", "tokens", "known_hosts"]
+    assert [s.name for s in sec.wanted({"probe:fence", "cib"})] == ["hostname", "cib"]
+    with pytest.raises(ValueError, match="no fact section quorm"):
+        sec.wanted({"quorm"})
+
+
+def test_exercise_sections_and_their_script() -> None:
+    wanted = sections_for(load("cluster-setup"))
+    assert {"known_hosts", "tokens"} <= wanted
+    script = gather_script(frozenset(wanted))
+    lines = [line.split()[1] for line in script.splitlines() if line.startswith("sec ")]
+    assert set(lines) == (wanted | {"hostname"}) - {n for n in wanted if n.startswith("probe:")}
+    assert script.rstrip().endswith("report")
+
+
+def test_a_failing_parser_costs_only_its_section() -> None:
+    answer = {
+        "hostname": CommandResult("hostname", 0, "node1\n", ""),
+        "cmap": CommandResult("cmap", 0, "totem.token (u32) = 3000\n", ""),
+        "known_hosts": CommandResult("known_hosts", 0, "[" * 5000, ""),  # too deep to read safely
+        "crm_mon": CommandResult("crm_mon", 102, "", "Connection to cluster failed"),
+    }
+    facts = sec.node_facts_from_sections("node1", answer)
+    assert facts.hostname == "node1" and facts.cmap == {"totem.token": "3000"}
+    assert facts.pcsd_known_hosts is None and "known_hosts" in facts.problems
+    assert facts.status is None and "crm_mon" in facts.problems
+    assert facts.cib is None and "cib" not in facts.problems  # not gathered: no problem
+    # not gathered: no unit seen active (as before sections were objects)
+    assert dict(facts.services) == dict.fromkeys(("corosync", "pacemaker", "pcsd"), False)
+
+
+@needs_tools
+def test_gather_runs_the_script_on_stdin(tmp_path: Path) -> None:
+    cluster = OfflineCluster.empty(tmp_path / "cib.xml")
+    cluster.run("pcs resource create Web ocf:pacemaker:Dummy")
+    cluster.simulate()
+    runner = LocalRunner("node1", env={"CIB_file": str(cluster.path)})
+    facts = gather_node(runner, {"marker": "echo extra-ran"}, sections=frozenset(checks.CIB_SECTIONS), timeout=30)
+    assert facts.error is None, facts.error
+    assert facts.cib is not None and "Web" in facts.cib.resources
+    assert facts.status is not None and facts.status.running_nodes("Web")
+    assert facts.extra["marker"].stdout == "extra-ran\n"
+    assert facts.corosync_conf is None and not facts.problems  # only what was asked
+
+
+@needs_tools
+def test_a_hung_section_costs_only_that_section(tmp_path: Path) -> None:
+    cluster = OfflineCluster.empty(tmp_path / "cib.xml")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "crm_mon").write_text("#!/bin/sh\ntrap '' TERM\nexec sleep 300\n")
+    (fake / "crm_mon").chmod(0o755)
+    runner = LocalRunner("node1", env={"CIB_file": str(cluster.path), "PATH": f"{fake}:{os.environ['PATH']}"})
+    facts = gather_node(runner, sections=frozenset(checks.CIB_SECTIONS), timeout=14)
+    assert facts.error is None and facts.cib is not None
+    assert facts.status is None and "timed out" in facts.problems["crm_mon"]
