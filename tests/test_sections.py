@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,11 @@ from checks import REGISTRY, check
 from lab.engine.exercises import load
 from lab.engine.grading import sections_for
 from lab.engine.offline import OfflineCluster
+from lab.gather import probes
 from lab.gather import sections as sec
 from lab.gather.facts import NodeFacts, gather_node, gather_script
 from lab.gather.probes import FENCE, Probe
+from lab.transport import log
 from lab.transport.local import LocalRunner
 from lab.transport.runner import CommandResult
 
@@ -130,3 +134,46 @@ def test_a_hung_section_costs_only_that_section(tmp_path: Path) -> None:
     facts = gather_node(runner, sections=frozenset(checks.CIB_SECTIONS), timeout=14)
     assert facts.error is None and facts.cib is not None
     assert facts.status is None and "timed out" in facts.problems["crm_mon"]
+
+
+# --- probes wait for nodes through the one retry policy ------------------------------------------
+
+def _fake_node(tmp_path: Path) -> tuple[Path, LocalRunner]:
+    """A 'node' on this host whose boot id and membership follow two flag files."""
+    state, fake = tmp_path / "state", tmp_path / "bin"
+    state.mkdir()
+    fake.mkdir()
+    tools = {
+        "cat": f'if [ "$1" = /proc/sys/kernel/random/boot_id ]; then\n'
+               f'  if [ -f {state}/rebooted ]; then echo new-id; else echo old-id; fi\n'
+               f'else exec /bin/cat "$@"; fi\n',
+        "sudo": 'shift; exec "$@"\n',
+        "crm_node": f'if [ -f {state}/member ]; then echo "2 node2 member"; else echo "2 node2 lost"; fi\n'
+                    'echo "1 node1 member"\n',
+    }
+    for name, body in tools.items():
+        (fake / name).write_text("#!/bin/sh\n" + body)
+        (fake / name).chmod(0o755)
+    return state, LocalRunner("node", env={"PATH": f"{fake}:{os.environ['PATH']}"})
+
+
+def test_wait_back_follows_the_reboot_and_the_rejoin(tmp_path: Path) -> None:
+    state, runner = _fake_node(tmp_path)
+    threading.Timer(1.0, (state / "rebooted").touch).start()
+    threading.Timer(4.0, (state / "member").touch).start()
+    began = time.monotonic()
+    after, members = probes._wait_back(lambda _name: runner, ["node2"], {"node2": "old-id"},
+                                       ["node1", "node2"], began + 60)
+    assert after == {"node2": "new-id"} and members == ["node2"]
+    assert 4.0 <= time.monotonic() - began < 15
+
+
+def test_wait_back_gives_up_at_the_deadline_and_says_so(tmp_path: Path) -> None:
+    _state, runner = _fake_node(tmp_path)
+    began = time.monotonic()
+    with log.logging_to(tmp_path / "commands.log") as path:
+        after, members = probes._wait_back(lambda _name: runner, ["node2"], {"node2": "old-id"},
+                                           ["node1", "node2"], began + 4)
+    assert (after, members) == ({}, [])
+    assert time.monotonic() - began < 8
+    assert "node2 to come back with a new boot id: try 1 failed" in path.read_text()
