@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
@@ -206,3 +207,16 @@ def test_sbd_solution_follows_the_pcs_version() -> None:
     assert any("device setup device=/dev/vdb" in c for c in sbd.solution_for("0.11.5"))
     assert any("device setup --device=/dev/vdb" in c for c in sbd.solution_for("0.10.8"))
     assert sbd.solution_for(None) == sbd.solution_pcs
+
+
+def test_guest_script_installs_the_key_from_stdin_atomically(tmp_path: Path) -> None:
+    """Run into a scratch root, twice (lab start again): the key where fence_xvm looks, 0600, no
+    temporary file left; a key that changes replaces the old one."""
+    for key in (b"\x00first key\n" * 40, os.urandom(512)):
+        done = subprocess.run(["bash", "-c", fencehost.guest_script(str(tmp_path))], input=fencehost.guest_input(key),
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        path = tmp_path / fencehost.GUEST_KEY.lstrip("/")
+        assert path.read_bytes() == key
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from lab.core.corosync import parse_corosync_conf
 from lab.core.errors import ExerciseSchemaError, UsageError
 from lab.engine.exercises import load_all
 from lab.transport import scripts
-from lab.vm import faults, profiles, provision, virt
+from lab.vm import faults, kvm, profiles, provision, virt
 from lab.vm import vagrant as vg
 from lab.vm.labstate import Lab, current_lab, write_atomic
 
@@ -319,28 +320,28 @@ def test_fault_kinds_render() -> None:
 
 def test_driver_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAB_FORCE_QEMU", "1")
-    assert virt.choose_driver() == ("qemu", None)
+    assert kvm.choose_driver() == ("qemu", None)
     monkeypatch.delenv("LAB_FORCE_QEMU")
     monkeypatch.setenv("LAB_DRIVER", "kvm")
-    assert virt.choose_driver() == ("kvm", None)
+    assert kvm.choose_driver() == ("kvm", None)
 
 
 def test_kvm_probe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "probe.json"
-    cache.write_text(json.dumps({"boot_id": virt._boot_id(), "limit": virt.KVM_PROBE_LIMIT,
+    cache.write_text(json.dumps({"boot_id": kvm._boot_id(), "limit": kvm.KVM_PROBE_LIMIT,
                                  "usable": False, "reason": "cached", "seconds": None}))
-    assert virt.probe_kvm(cache).reason == "cached"
+    assert kvm.probe_kvm(cache).reason == "cached"
 
 
 def test_kvm_probe_without_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os.path, "exists", lambda p: p != "/dev/kvm")
-    assert not virt._probe_kvm_uncached("qemu-system-x86_64", 1.0).usable
+    assert not kvm._probe_kvm_uncached("qemu-system-x86_64", 1.0).usable
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu not installed")
 def test_probe_guest_boots_under_software_emulation() -> None:
     """The probe guest itself is sound: under TCG it exits with the expected code."""
-    result = virt._run_probe("qemu-system-x86_64", "tcg", 20.0)
+    result = kvm._run_probe("qemu-system-x86_64", "tcg", 20.0)
     assert result.usable, result.reason
 
 
@@ -387,3 +388,49 @@ def test_root_ssh_script_installs_key_authorization_and_host_keys(tmp_path: Path
     drop_ins = sorted(p.name for p in (tmp_path / "etc/ssh/sshd_config.d").iterdir())
     assert drop_ins[0] == "00-failover-lab-root.conf"
     assert (tmp_path / "etc/ssh/sshd_config.d" / drop_ins[0]).read_text() == "PermitRootLogin prohibit-password\n"
+
+
+@pytest.fixture
+def test_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """libvirt's in-process test driver: its state lives while a connection to it is open."""
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
+    conn = virt.connect()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_domains_and_snapshots_through_libvirts_test_driver(test_driver: object) -> None:
+    """The real libvirt API on its test driver's domain 'test': states, a checkpoint taken and
+    reverted to (the lab's paused domains resume together), power off and on, and the errors."""
+    assert virt.domain_states(["test", "flab-none-node1"]) == {"test": "running", "flab-none-node1": "absent"}
+    virt.create_snapshot(["test"], "h3-cluster")
+    assert virt.snapshot_names("test") == ["h3-cluster"]
+    assert virt.domain_states(["test"]) == {"test": "running"}  # resumed after the checkpoint
+    virt.suspend(["test"])
+    assert virt.domain_states(["test"]) == {"test": "paused"}
+    virt.revert(["test"], "h3-cluster")
+    assert virt.domain_states(["test"]) == {"test": "running"}
+    virt.delete_snapshot(["test"], "h3-cluster")
+    assert virt.snapshot_names("test") == []
+    virt.destroy_domains(["test"])
+    assert virt.domain_states(["test"]) == {"test": "shutoff"}
+    virt.start_domains(["test"])
+    assert virt.domain_states(["test"]) == {"test": "running"}
+    assert virt.domain_networks("test") == {"default"}
+    assert virt.lease_ip("flab-none-node1") is None
+    with pytest.raises(virt.VirtError, match="test has no snapshot 'gone'"):
+        virt.revert(["test"], "gone")
+    with pytest.raises(virt.VirtError, match="domain flab-none-node1 does not exist"):
+        virt.suspend(["flab-none-node1"])
+
+
+def test_networks_and_leftovers_through_libvirts_test_driver(test_driver: object) -> None:
+    assert "192.168.122.0/24" in virt.used_subnets()
+    assert virt.bridge_name("default") == "virbr0"
+    with pytest.raises(virt.VirtError, match="no libvirt network flab-none-priv"):
+        virt.bridge_name("flab-none-priv")
+    assert virt.find_leftovers("flab-none-").empty
+    with pytest.raises(virt.VirtError, match="not a lab's prefix"):
+        virt.find_leftovers("test")

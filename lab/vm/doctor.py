@@ -9,7 +9,8 @@ from pathlib import Path
 from lab.core.errors import LabError
 from lab.core.paths import lab_home
 from lab.transport.runner import run_local
-from lab.vm import virt
+from lab.vm import fencehost, kvm, libvirt_conn, libvirt_host
+from lab.vm import vagrant as vg
 
 MIN_FREE_GB = 5.0
 
@@ -28,7 +29,7 @@ class Item:
 
 def _libvirt() -> Item:
     try:
-        conn = virt.connect()
+        conn = libvirt_conn.connect()
     except LabError as exc:
         return Item("FAIL", "libvirt", str(exc).split(";")[0],
                     "without systemd: 'virtlogd -d; libvirtd -d'; else 'systemctl start libvirtd'; "
@@ -37,16 +38,16 @@ def _libvirt() -> Item:
         version = conn.getLibVersion()
     finally:
         conn.close()
-    detail = f"{virt.uri()} reachable (libvirt {version // 1000000}.{version // 1000 % 1000})"
+    detail = f"{libvirt_conn.uri()} reachable (libvirt {version // 1000000}.{version // 1000 % 1000})"
     try:
-        pool = virt.pool_state()
+        pool = libvirt_host.pool_state()
     except LabError as exc:
         return Item("FAIL", "libvirt", f"{detail}, but its storage pools cannot be read: {exc}",
                     "check libvirtd's log; 'virsh pool-list --all'")
     if not pool.exists:
         # A fresh host: vagrant-libvirt makes the pool on first use, and `lab up` makes it first.
         return Item("ok", "libvirt", f"{detail}; no storage pool '{pool.name}' yet: 'lab up' creates it "
-                    f"(directory {virt.DEFAULT_POOL_DIR})")
+                    f"(directory {libvirt_host.DEFAULT_POOL_DIR})")
     if not pool.active:
         return Item("warn", "libvirt", f"{detail}; storage pool '{pool.name}' is defined but inactive: "
                     "'lab up' starts it", f"virsh pool-start {pool.name}")
@@ -82,9 +83,9 @@ def _python_modules() -> Item:
 
 
 def _kvm() -> Item:
-    if shutil.which("qemu-system-x86_64") is None:
-        return Item("FAIL", "qemu", "qemu-system-x86_64 not found", "apt-get install qemu-system-x86 qemu-utils")
-    probe = virt.probe_kvm(lab_home() / "kvm-probe.json")
+    if shutil.which(kvm.QEMU) is None:
+        return Item("FAIL", "qemu", f"{kvm.QEMU} not found", "apt-get install qemu-system-x86 qemu-utils")
+    probe = kvm.probe_kvm(lab_home() / "kvm-probe.json")
     if probe.usable:
         return Item("ok", "kvm", probe.reason)
     return Item("warn", "kvm", f"not usable: {probe.reason}; labs use software emulation (qemu), "
@@ -106,8 +107,6 @@ def _disk() -> list[Item]:
 
 
 def _box() -> Item:
-    from lab.vm import vagrant as vg
-
     if vg.box_installed("failover-lab/debian12"):
         return Item("ok", "box", "failover-lab/debian12 installed in vagrant")
     if vg.debian12_box_file().exists():
@@ -117,8 +116,6 @@ def _box() -> Item:
 
 
 def _fence_virtd() -> Item:
-    from lab.vm import fencehost
-
     if fencehost.binary() is not None:
         return Item("ok", "fencing", f"fence_virtd found (plugins in {fencehost.module_path()})")
     return Item("warn", "fencing", "fence_virtd not installed: only the 'fencing' exercise needs it",

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from lab.core.errors import LabError, UsageError
 from lab.transport import scripts
-from lab.vm import virt
 from lab.vm.labstate import Lab, write_atomic
+from lab.vm.libvirt_conn import uri
+from lab.vm.libvirt_host import bridge_name
 
 GUEST_KEY = "/etc/cluster/fence_xvm.key"
 MULTICAST = "225.0.0.12"
@@ -81,7 +82,7 @@ listeners {{
 }}
 backends {{
 \tlibvirt {{
-\t\turi = "{virt.uri()}";
+\t\turi = "{uri()}";
 \t}}
 }}
 groups {{
@@ -127,7 +128,7 @@ def ensure_running(lab: Lab) -> int:
         raise UsageError(INSTALL_HINT)
     ensure_key(lab)
     conf = conf_file(lab)
-    write_atomic(conf, config_text(lab, virt.bridge_name(f"{lab.prefix}priv")))
+    write_atomic(conf, config_text(lab, bridge_name(f"{lab.prefix}priv")))
     log = (lab.dir / "fence_virtd.log").open("ab")
     # -F: stay in the foreground of our own detached process, so the log and pid are ours.
     proc = subprocess.Popen([program, "-F", "-f", str(conf), "-p", str(pid_file(lab))],

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from lab.transport import scripts
 from lab.vm import fencehost, provision, virt
+from lab.vm.libvirt_host import shared_disk
 
 if TYPE_CHECKING:
     from lab.core.progress import Progress
@@ -37,7 +38,7 @@ def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress
                                    input_text=fencehost.guest_input(key))
     if "sbd-disk" in names:
         with progress.step("host", f"shared {SBD_DISK_MIB} MiB disk {SBD_DEVICE} and a watchdog on every node"):
-            path = virt.shared_disk(lab.state.pool, sbd_volume(lab.prefix), SBD_DISK_MIB)
+            path = shared_disk(lab.state.pool, sbd_volume(lab.prefix), SBD_DISK_MIB)
             virt.attach_shared_disk([lab.domain_name(n) for n in lab.node_names], path)
             wait, blank = (scripts.render(f"fixtures/{name}.sh", SBD_DEVICE=SBD_DEVICE)
                            for name in ("wait_disk", "blank_disk"))

@@ -1,7 +1,9 @@
-"""What provisioning does inside the nodes: box profiles and the scripts run over SSH.
+"""What provisioning does inside the nodes: the scripts run over SSH, and how they run as root.
 
-Every script here is idempotent (a step already true is skipped inside the node, in
-the same round trip) and is built by a pure function, so tests check the rendering.
+The scripts are files in lab/scripts/provision (shared functions in lab/scripts/lib), each
+rendered by a pure builder here with its UPPERCASE parameters (lab.transport.scripts.render);
+the box profile's own commands (boxes/profiles/*.toml) are passed in as they are. Every script
+is idempotent (a step already true is skipped inside the node, in the same round trip).
 Scripts run as root with the script on stdin (see run_root): the command line on the node
 is always the same fixed bootstrap, so sudo's journal entry and /proc/PID/cmdline never hold
 a script or a secret; secrets reach the commands that need them on stdin (chpasswd, pcs host
@@ -20,6 +22,7 @@ from lab.engine.exercises import pcs_generation
 from lab.transport import scripts
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
+from lab.vm.labstate import SSH_USER
 from lab.vm.profiles import Profile
 
 CLUSTER_NAME = "my_cluster"
@@ -36,13 +39,13 @@ def hosts_file(nodes: Sequence[tuple[str, str]]) -> str:
 
 
 def system_script(*, node: str, ip: str, cidr: str, nodes: Sequence[tuple[str, str]],
-                  pubkey: str, profile: Profile, ssh_user: str = "vagrant") -> str:
+                  pubkey: str, profile: Profile) -> str:
     """Identity, /etc/hosts, the fixed cluster address, the lab's SSH key instead of the insecure one."""
     net = ipaddress.ip_network(cidr)
     network = profile.network.format(iface=profile.private_iface, ip=ip, prefixlen=net.prefixlen,
                                      netmask=net.netmask)
     return scripts.render("provision/system.sh", NODE=node, HOSTS=hosts_file(nodes), NETWORK=network.strip(),
-                          SSH_USER=ssh_user, PUBKEY=pubkey.strip())
+                          SSH_USER=SSH_USER, PUBKEY=pubkey.strip())
 
 
 def packages_script(profile: Profile) -> str:
@@ -88,10 +91,10 @@ def unit_timeouts_script(root: str = "") -> str:
     return scripts.render("provision/unit_timeouts.sh", libs=_UNIT_LIBS, **_unit_params(root))
 
 
-def pcsd_script(password: str, *, wait: int = PCSD_WAIT) -> str:
+def pcsd_script(password: str) -> str:
     """hacluster password, no leftover cluster (Debian's one-node default), pcsd enabled, up and answering."""
     return scripts.render("provision/pcsd.sh", libs=_UNIT_LIBS, **_unit_params(), HACLUSTER_PASSWORD=password,
-                          CLUSTER_NAME=CLUSTER_NAME, PCSD_WAIT=wait)
+                          CLUSTER_NAME=CLUSTER_NAME, PCSD_WAIT=PCSD_WAIT)
 
 
 PCS_REQUEST_TIMEOUT = 180
@@ -146,9 +149,12 @@ def install_cluster_files_script(root: str = "") -> str:
     return scripts.render("provision/install_cluster_files.sh", libs=("put.sh",), ROOT=root)
 
 
-def cluster_files_input(corosync_conf: str, known_hosts: bytes, *, key_bytes: int = 256) -> str:
-    """Stdin for install_cluster_files_script: fresh random keys (256 bytes, as pcs makes them)."""
-    return (_b64_line(secrets.token_bytes(key_bytes)) + _b64_line(secrets.token_bytes(key_bytes))
+CLUSTER_KEY_BYTES = 256  # as pcs makes the corosync and pacemaker keys
+
+
+def cluster_files_input(corosync_conf: str, known_hosts: bytes) -> str:
+    """Stdin for install_cluster_files_script: fresh random keys for every lab."""
+    return (_b64_line(secrets.token_bytes(CLUSTER_KEY_BYTES)) + _b64_line(secrets.token_bytes(CLUSTER_KEY_BYTES))
             + _b64_line(known_hosts) + _b64_line(corosync_conf.encode()))
 
 

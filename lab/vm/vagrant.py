@@ -1,4 +1,4 @@
-"""Vagrant through python-vagrant: render the lab's Vagrantfile, up/halt/destroy/status, the box.
+"""Vagrant through python-vagrant: render the lab's Vagrantfile, up/halt/destroy, the box.
 
 Vagrant only creates, boots, halts and destroys domains here; everything inside the
 nodes is done by lab.vm.provision over paramiko (faster, parallel, and idempotent).
@@ -23,6 +23,7 @@ from lab.core.paths import project_root
 from lab.transport import runner
 from lab.transport.runner import run_local
 from lab.vm.labstate import Lab, write_atomic
+from lab.vm.libvirt_host import prune_box_volumes
 
 T = TypeVar("T")
 # From `vagrant up` to a node's first SSH answer. Measured under software emulation on a 2-core
@@ -33,11 +34,23 @@ BOOT_TIMEOUT = 1200
 # creates and boots every node (minutes under software emulation), halt waits for shutdowns.
 UP_TIMEOUT = 3 * BOOT_TIMEOUT
 HALT_TIMEOUT = 900
-STATUS_TIMEOUT = 120
 
 
 class VagrantError(LabError):
-    """A vagrant command failed; the message has the tail of its log."""
+    """A vagrant command failed; the message has the tail of its log, log_file the whole of it."""
+
+    def __init__(self, message: str, log_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_file = log_file
+
+
+def _python_vagrant() -> Any:
+    """python-vagrant, imported on first use: grading-only installs run without it."""
+    try:
+        import vagrant  # noqa: PLC0415  (optional: only the VM lab needs python-vagrant)
+    except ImportError:
+        raise UsageError("python-vagrant is not installed: pip install python-vagrant") from None
+    return vagrant
 
 
 def insecure_keys() -> list[Path]:
@@ -78,10 +91,9 @@ def template_env() -> jinja2.Environment:
     return env
 
 
-def render_vagrantfile(lab: Lab, template: Path | None = None) -> str:
+def render_vagrantfile(lab: Lab) -> str:
     """The lab's Vagrantfile from Vagrantfile.j2 (pure: no files written, no libvirt asked)."""
-    template = template or project_root() / "Vagrantfile.j2"
-    text = template.read_text()
+    text = (project_root() / "Vagrantfile.j2").read_text()
     st = lab.state
     net = ipaddress.IPv4Network(st.private_cidr)
     keys = [str(lab.identity)] + [str(p) for p in insecure_keys()[:1]]
@@ -131,7 +143,7 @@ def _tracked_vagrant_class() -> type:
     or SIGTERM. (python-vagrant 1.0: _call_vagrant_command and _run_vagrant_command are the only
     places that start vagrant for the methods used here.)
     """
-    import vagrant
+    vagrant = _python_vagrant()
 
     class TrackedVagrant(vagrant.Vagrant):
         timeout: float | None = None
@@ -160,10 +172,7 @@ def _tracked_vagrant_class() -> type:
 
 
 def _client(lab: Lab, timeout: float | None = None):  # noqa: ANN202
-    try:
-        import vagrant
-    except ImportError:
-        raise UsageError("python-vagrant is not installed: pip install python-vagrant") from None
+    vagrant = _python_vagrant()
     if shutil.which("vagrant") is None:
         raise UsageError("vagrant is not installed (Debian/Ubuntu: apt-get install vagrant vagrant-libvirt)")
     log = vagrant.make_file_cm(str(lab.log_file), "a")
@@ -187,12 +196,12 @@ def _fail(lab: Lab, what: str, offset: int) -> VagrantError:
     except OSError:
         tail = []
     return VagrantError(f"vagrant {what} failed: {' / '.join(tail) or 'no output'} "
-                        f"(full log: {lab.log_file}; 'lab doctor' checks the host)")
+                        f"(full log: {lab.log_file}; 'lab doctor' checks the host)", lab.log_file)
 
 
 def _timed_out(lab: Lab, what: str, timeout: float | None) -> VagrantError:
     return VagrantError(f"vagrant {what} did not finish within {timeout:g} s and was stopped with every "
-                        f"process it started (full log: {lab.log_file}; 'lab doctor' checks the host)")
+                        f"process it started (full log: {lab.log_file}; 'lab doctor' checks the host)", lab.log_file)
 
 
 def _vagrant(lab: Lab, what: str, timeout: float, call: Callable[[Any], T]) -> T:
@@ -229,10 +238,6 @@ def halt(lab: Lab) -> None:
 
 def destroy(lab: Lab) -> None:
     _vagrant(lab, "destroy", HALT_TIMEOUT, lambda c: c.destroy())
-
-
-def status(lab: Lab) -> dict[str, str]:
-    return _vagrant(lab, "status", STATUS_TIMEOUT, lambda c: {s.name: s.state for s in c.status()})
 
 
 def validate(lab: Lab) -> tuple[bool, str]:
@@ -294,8 +299,6 @@ def ensure_box(box_name: str, box_file: Path | None) -> str | None:
     if wanted:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(wanted + "\n")
-    from lab.vm import virt
-
-    pruned = virt.prune_box_volumes(box_name)
+    pruned = prune_box_volumes(box_name)
     freed = f"; removed {len(pruned)} unused copies of older versions" if pruned else ""
     return f"added box {box_name} from {box_file}{freed}"
