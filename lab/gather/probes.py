@@ -29,7 +29,6 @@ REJOIN_TIMEOUT = 420.0  # from the fence or reboot until every node is back up
 REJOIN_GRACE = 120.0  # from a node being up again until it must be a cluster member
 
 
-Connection = Runner  # the former name of the protocol
 Connect = Callable[[str], Runner]
 
 
