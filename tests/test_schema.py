@@ -7,6 +7,7 @@ import copy
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,13 @@ def test_roster_entries_are_typed(tmp_path: Path) -> None:
     roster.write_text('[[student]]\nid = "a"\nname = 3\nevidence = "e"\n')
     with pytest.raises(UsageError, match=r"student\[0\] \(a\): key 'name': expected a string, got 3$"):
         load_roster(roster)
+
+
+def test_the_readme_example_is_a_valid_exercise() -> None:
+    """README's "Writing an exercise" shows a file that the loader accepts (its ... filled in)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Writing an exercise"):]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    example = example.replace('"..."', '"x"').replace('"pcs resource create ..."', '"pcs resource create X"')
+    exercise = parse_exercise(tomllib.loads(example), exercises_dir() / "resource-create.toml")
+    assert exercise.checks[0].check == "primitive_agent" and exercise.start.faults[0]["kind"] == "stop-cluster"
