@@ -27,6 +27,8 @@ def logged(name: str | None = None) -> Iterator[Path | None]:
         yield None
         return
     with log.logging_to(command_log(lab)) as path:
+        if lab.password_file.exists():
+            lab.password()  # registers the hacluster password: never in the log
         yield path
 
 
@@ -43,7 +45,7 @@ def status_lines() -> list[str]:
     if running:
         try:
             with lab_node(lab, running[0], 5.0) as node:
-                result = node.run("sudo -n crm_mon --one-shot --simple-status", timeout=15, label="status")
+                result = node.run("sudo -n crm_mon --one-shot --simple-status", timeout=15)
             lines.append(f"  cluster: {(result.stdout.strip() or result.tail(1)) or 'no answer'}")
         except NodeError as exc:
             lines.append(f"  cluster: unknown ({exc})")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from lab.core.errors import LabError, NodeError, UsageError
 from lab.core.paths import lab_home
 from lab.core.progress import Progress
-from lab.transport import log
 from lab.vm import fixtures, profiles, virt
 from lab.vm import vagrant as vg
 from lab.vm.bringup import BOOT_TIMEOUT, prepare_domains, provision_node
@@ -217,7 +216,6 @@ def up(name: str | None = None, *, nodes: int | None = None, box: str | None = N
        memory: int | None = None, progress: Progress | None = None) -> Lab:
     progress = progress or Progress()
     lab = init_lab(name or current_name(), nodes=nodes, box=box, memory=memory, progress=progress)
-    log.redact(lab.password())
     profile = profiles.load_profile(lab.state.box)
     states = virt.domain_states([lab.domain_name(n) for n in lab.node_names])
     if lab.done(StepName.CLUSTER_SNAPSHOT) and all(s == "running" for s in states.values()):

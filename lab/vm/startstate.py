@@ -156,7 +156,7 @@ def settle_after_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[
         with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
             provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
     with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
-        nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130, label="settle")
+        nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
 
 
 def apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],

@@ -150,6 +150,8 @@ def mutating(create: bool = False) -> Callable[[Callable[..., Any]], Callable[..
             with lab.locked(create=create), contextlib.ExitStack() as stack:
                 if lab.dir.is_dir():
                     stack.enter_context(log.logging_to(command_log(lab)))
+                    if lab.password_file.exists():
+                        lab.password()  # registers the hacluster password: never in the log
                     log.note("lab", f"{command_line()} (pid {os.getpid()}): {fn.__name__}")
                 try:
                     return fn(*args, **kwargs)
