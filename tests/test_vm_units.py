@@ -350,6 +350,7 @@ def test_debian12_box_is_found_in_the_box_cache(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("LAB_BOX_DIR", str(tmp_path / "boxes"))
     assert profiles.load_profile("debian12").box_path == tmp_path / "boxes" / "debian12" / "debian12.box"
     assert profiles.load_profile("debian12").box_path == vg.debian12_box_file()
+    assert vg.debian12_build_script().is_file()  # the hint for a missing box names a real file
 
 
 

@@ -112,7 +112,7 @@ def _box() -> Item:
     if vg.debian12_box_file().exists():
         return Item("ok", "box", f"{vg.debian12_box_file()} built; 'lab up' adds it to vagrant")
     return Item("FAIL", "box", "failover-lab/debian12 neither installed nor built",
-                "sudo bash boxes/debian12/build.sh (offline, Debian packages only, about 2 minutes)")
+                f"sudo bash {vg.debian12_build_script()} (offline, Debian packages only, about 2 minutes)")
 
 
 def _fence_virtd() -> Item:

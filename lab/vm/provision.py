@@ -152,6 +152,11 @@ def install_cluster_files_script(root: str = "") -> str:
 CLUSTER_KEY_BYTES = 256  # as pcs makes the corosync and pacemaker keys
 
 
+def pcsd_known_hosts_script() -> str:
+    """pcsd's known-hosts file of this node (empty when there is none), for cluster_files_input."""
+    return scripts.render("provision/pcsd_known_hosts.sh")
+
+
 def cluster_files_input(corosync_conf: str, known_hosts: bytes) -> str:
     """Stdin for install_cluster_files_script: fresh random keys for every lab."""
     return (_b64_line(secrets.token_bytes(CLUSTER_KEY_BYTES)) + _b64_line(secrets.token_bytes(CLUSTER_KEY_BYTES))

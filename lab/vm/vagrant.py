@@ -266,6 +266,11 @@ def box_dir() -> Path:
     return Path(cache) / "failover-lab" / "boxes"
 
 
+def debian12_build_script() -> Path:
+    """The recipe that builds the debian12 box (in the checkout, or in the installed wheel's data)."""
+    return project_root() / "boxes" / "debian12" / "build.sh"
+
+
 def debian12_box_file() -> Path:
     return box_dir() / "debian12" / "debian12.box"
 
@@ -291,7 +296,7 @@ def ensure_box(box_name: str, box_file: Path | None) -> str | None:
         return None
     if not box_file.exists():
         raise UsageError(f"box {box_name} is not installed and {box_file} does not exist: build it with "
-                         f"'sudo bash boxes/debian12/build.sh' (offline, from Debian packages)")
+                         f"'sudo bash {debian12_build_script()}' (offline, from Debian packages)")
     result = run_local(["vagrant", "box", "add", "--force", "--name", box_name, str(box_file)],
                        env={"VAGRANT_CHECKPOINT_DISABLE": "1"}, timeout=1800)
     if not result.ok and not box_installed(box_name):
