@@ -388,6 +388,29 @@ def test_second_command_refuses_naming_the_holder(home: Path, tmp_path: Path) ->
         proc.wait()
 
 
+def test_lab_up_holds_the_lock_for_its_whole_run(home: Path, tmp_path: Path) -> None:
+    """lab up is one mutating command (not only its domain preparation): it refuses while
+    another command holds the lab, before it reads or writes anything."""
+    write_state(home, "a", good_state())
+    before = (home / "labs" / "a" / "state.json").read_text()
+    proc, _ = hold_lock(home, tmp_path, hold=30)
+    try:
+        line = error_line(lab_cli(home, "up", extra={"LAB_LOCK_WAIT": "0"}))
+        assert "lab 'a' is busy: 'lab up'" in line, line
+        assert (home / "labs" / "a" / "state.json").read_text() == before
+        assert not (home / "labs" / "a" / "Vagrantfile").exists()  # nothing of lab up ran
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_first_lab_up_that_fails_at_once_leaves_no_folder(home: Path) -> None:
+    """The lock and the command log were all there was: the folder goes again."""
+    line = error_line(lab_cli(home, "up", "--box", "no-such-box"))
+    assert "no-such-box" in line
+    assert not (home / "labs" / "a").exists()
+
+
 def test_second_command_waits_then_runs(home: Path, tmp_path: Path) -> None:
     write_state(home, "a", good_state())
     proc, _ = hold_lock(home, tmp_path, hold=1.5)

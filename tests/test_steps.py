@@ -309,3 +309,12 @@ def test_commands_for_the_same_targets_share_one_script() -> None:
                     (("node1", "node2"), "set -e\ne\n"), (("node1",), "set -e\nf\n")]
     with pytest.raises(commands.UnknownNode, match="command for unknown node 'node9'"):
         commands.plan(["on node9: x"], ["node1", "node2"], "node1", {}, "start state")
+
+
+def test_no_lab_up_names_the_other_ways_to_grade(home: Path) -> None:
+    """The VM layer says there is no lab; the CLI adds the flags that grade something else."""
+    result = lab_cli(home, "status")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("Error: no lab 'a' is up: run 'lab up' first, or grade other nodes with "
+                                     "--node or a saved CIB with --cib")
+    assert not (home / "labs" / "a").exists()
