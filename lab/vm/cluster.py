@@ -55,8 +55,7 @@ def setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], progr
         with progress.step(first.name, f"pcs cluster setup {provision.CLUSTER_NAME} (local mode), "
                            "corosync.conf and keys to every node"):
             conf = provision.run_root(first, provision.local_setup_script(members), "pcs cluster setup").stdout
-            known = provision.run_root(first, "cat /var/lib/pcsd/known-hosts 2>/dev/null || true",
-                                       "pcsd known hosts").stdout.encode()
+            known = provision.run_root(first, provision.pcsd_known_hosts_script(), "pcsd known hosts").stdout.encode()
             payload = provision.cluster_files_input(conf, known)
             parallel(lambda n: provision.run_root(n, provision.install_cluster_files_script(),
                                                   "cluster files", input_text=payload), list(nodes.values()))
