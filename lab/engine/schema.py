@@ -235,9 +235,9 @@ class ExerciseDoc(Strict):
         if not value:
             raise refused("an exercise needs at least one check")
         seen: set[str] = set()
-        for check in value:
+        for index, check in enumerate(value):
             if check.id in seen:
-                raise refused(f"duplicate check id {check.id!r}")
+                raise refused(f"duplicate check id {check.id!r} (checks[{index}])")
             seen.add(check.id)
         return value
 
