@@ -28,7 +28,8 @@ import pytest
 
 from lab.engine.exercises import command_context, load, render_command
 from lab.transport.ssh import NodeAddress, SSHNode
-from lab.vm import fencehost, lifecycle, provision
+from lab.vm import fencehost, provision
+from lab.vm.commands import run_commands
 from tests.sshd import Sshd, running_sshd
 
 PASSWORD = "Pw-" + secrets.token_urlsafe(15)
@@ -235,12 +236,12 @@ def test_pcs_auth_gets_the_password_on_stdin(node: SSHNode, tmp_path: Path, reco
 
 def test_lab_solve_of_cluster_setup_puts_the_password_in_no_argument(node: SSHNode, tmp_path: Path,
                                                                      recorder: tuple[Path, Path]) -> None:
-    """The reference solution through lab solve's own runner (lifecycle._run_commands, run_root)."""
+    """The reference solution through lab solve's own runner (lab.vm.commands.run_commands, run_root)."""
     bin_dir, log = recorder
     exercise = load("cluster-setup")
     context = command_context(["node1", "node2"], password=PASSWORD)
     with ArgvSampler(PASSWORD) as sampler:
-        lifecycle._run_commands({"node1": node}, "node1", [f"export PATH={bin_dir}:$PATH", *exercise.solution_pcs],
+        run_commands({"node1": node}, "node1", [f"export PATH={bin_dir}:$PATH", *exercise.solution_pcs],
                                 context, "solution of cluster-setup")
     assert sampler.hits == []
     assert sampler.bootstraps > 0

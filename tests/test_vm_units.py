@@ -109,10 +109,10 @@ def test_vagrantfile_renders(home: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
 def test_vagrant_validate_offline(home: Path) -> None:
-    from lab.vm.lifecycle import _generate_key
+    from lab.vm.keys import generate_key
 
     lab = make_lab()
-    _generate_key(lab)
+    generate_key(lab)
     vg.write_vagrantfile(lab)
     ok, output = vg.validate(lab)
     assert ok, output
