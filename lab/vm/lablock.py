@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from lab.core.errors import LabError, UsageError
+from lab.transport.retry import GaveUp, retry
 
 DEFAULT_LOCK_WAIT = 30.0  # s a mutating command waits for another one on the same lab
 _held: dict[str, list[Any]] = {}  # lock path -> [fd, depth]: re-entry in one process (reset -> start)
 _held_guard = threading.Lock()
+
+
+class _Held(Exception):
+    """The lock is held (or was replaced meanwhile): a failed try of the lock wait."""
 
 
 class LabBusy(LabError):
@@ -104,9 +109,10 @@ class Locking:
             os.close(fd)  # closing the last descriptor releases the flock
 
     def _acquire(self, create: bool, wait: float, say: Callable[[str], None]) -> int | None:
-        deadline = time.monotonic() + wait
-        told = False
-        while True:
+        """The locked descriptor, waiting through the one retry policy; None without a folder."""
+        told: list[str] = []
+
+        def attempt() -> int | None:
             if create:
                 self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             try:
@@ -118,23 +124,25 @@ class Locking:
             except BlockingIOError:
                 os.close(fd)
                 holder = _holder(self.lock_file)
-                if time.monotonic() >= deadline:
-                    raise LabBusy(f"lab '{self.name}' is busy: {holder} holds its lock; try again when "
-                                  f"it has ended (LAB_LOCK_WAIT=SECONDS waits longer)") from None
-                if not told:
+                if not told and wait > 0:
                     say(f"lab '{self.name}' is busy with {holder}: waiting up to {wait:.0f} s for it to end")
-                    told = True
-                time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
-                continue
+                told[:] = [holder]
+                raise _Held(holder) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.lock_file).st_ino
             except FileNotFoundError:
                 same = False
             if not same:  # the folder was removed (lab destroy) while we waited: look again
                 os.close(fd)
-                continue
+                raise _Held("a lab destroy that removed the folder")
             info = {"command": command_line(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
             return fd
 
+        try:
+            return retry(attempt, what=f"lab '{self.name}': its lock", within=wait, every=0.2, retry_on=(_Held,))
+        except GaveUp:
+            holder = told[0] if told else "another lab command"
+            raise LabBusy(f"lab '{self.name}' is busy: {holder} holds its lock; try again when "
+                          f"it has ended (LAB_LOCK_WAIT=SECONDS waits longer)") from None
