@@ -243,12 +243,24 @@ def ssh_argv(node: str, command: Sequence[str]) -> list[str]:
             "-o", "LogLevel=ERROR", f"{SSH_USER}@{spec.ip}", *command]
 
 
+@dataclass
+class HaltRun:
+    lab: Lab
+    progress: Progress
+
+
+def _halt(run: HaltRun) -> None:
+    with run.progress.step("lab", "vagrant halt"):
+        vg.halt(run.lab)
+
+
+HALT_STEPS: list[Step[HaltRun]] = [Step("vagrant halt", _halt)]
+
+
 @mutating()
 def halt(progress: Progress | None = None) -> None:
-    progress = progress or Progress()
-    lab = require_lab()
-    with progress.step("lab", "vagrant halt"):
-        vg.halt(lab)
+    """Shut the nodes down (vagrant halt); the snapshots stay."""
+    run_steps("lab halt", HALT_STEPS, HaltRun(require_lab(), progress or Progress()))
 
 
 @dataclass

@@ -180,6 +180,35 @@ def reset(progress: Progress | None = None) -> StartTimes:
     return start(lab.state["exercise"], progress)
 
 
+@dataclass
+class SolveRun:
+    """What the steps of `lab solve` share."""
+
+    lab: Lab
+    progress: Progress
+    exercise: Exercise
+    commands: Sequence[str]
+    nodes: dict[str, SSHNode] = field(default_factory=dict)
+
+    @property
+    def first(self) -> SSHNode:
+        return self.nodes[self.lab.node_names[0]]
+
+
+def _solution(run: SolveRun) -> None:
+    run.nodes = connect_all(run.lab)
+    with run.progress.step(run.first.name, f"reference solution of {run.exercise.id}"):
+        run_commands(run.nodes, run.first.name, run.commands, context(run.lab), f"solution of {run.exercise.id}")
+
+
+def _settled(run: SolveRun) -> None:
+    with run.progress.step(run.first.name, "cluster healthy and settled", limit=600):
+        provision.run_root(run.first, provision.wait_healthy_script(len(run.lab.node_names)), "settle")
+
+
+SOLVE_STEPS: list[Step[SolveRun]] = [Step("reference solution", _solution), Step("cluster settled", _settled)]
+
+
 @mutating()
 def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs") -> None:
     """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait."""
@@ -187,12 +216,8 @@ def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs")
     lab = require_lab()
     exercise: Exercise = load(exercise_id)
     commands = exercise.solution_crmsh if tool == "crmsh" else exercise.solution_for(lab.state.get("pcs_version"))
-    nodes = connect_all(lab)
-    first = nodes[lab.node_names[0]]
+    run = SolveRun(lab, progress, exercise, commands)
     try:
-        with progress.step(first.name, f"reference solution of {exercise.id}"):
-            run_commands(nodes, first.name, commands, context(lab), f"solution of {exercise.id}")
-        with progress.step(first.name, "cluster healthy and settled", limit=600):
-            provision.run_root(first, provision.wait_healthy_script(len(lab.node_names)), "settle")
+        run_steps("lab solve", SOLVE_STEPS, run)
     finally:
-        close(nodes)
+        close(run.nodes)
