@@ -318,3 +318,22 @@ def test_no_lab_up_names_the_other_ways_to_grade(home: Path) -> None:
     assert result.stderr.strip() == ("Error: no lab 'a' is up: run 'lab up' first, or grade other nodes with "
                                      "--node or a saved CIB with --cib")
     assert not (home / "labs" / "a").exists()
+
+
+def test_a_failed_lab_start_says_its_step_and_log_in_one_line(home: Path) -> None:
+    """The real CLI on libvirt's test driver, where the lab's domains do not exist: the revert step
+    fails, the line names it and the log, and the log has the step's start and failure."""
+    pytest.importorskip("libvirt")
+    lab = new_lab(home, steps={"installed_snapshot": True, "cluster_snapshot": True})
+    env = dict(os.environ, LAB_HOME=str(home), LAB_NAME="a", LIBVIRT_DEFAULT_URI="test:///default",
+               PYTHONPATH=str(project_root()))
+    env.pop("LAB_DEBUG", None)
+    result = subprocess.run([sys.executable, "-m", "lab.cli", "start", "resource-create"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error == (f"Error: lab start: step 'revert' failed: domain flab-a-node1 does not exist; run 'lab up'; "
+                     f"see {command_log(lab)}"), result.stderr
+    text = command_log(lab).read_text()
+    assert "lab start: step revert start" in text and "lab start: step revert failed" in text
+    assert Lab.load("a").state.exercise is None  # the step did not get as far as recording it
