@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.core.progress import Progress
-from lab.vm import lifecycle, virt
+from lab.vm import bringup, virt
 from lab.vm import vagrant as vg
 from lab.vm.labstate import Lab
 from tests.test_labstate import existing, good_state, home, make_objects, shared_libvirt, write_state  # noqa: F401
@@ -56,7 +56,7 @@ def test_rerun_starts_stopped_domains_and_remakes_half_made_ones(home: Path, sha
     assert states == {"flab-a-node1": "shutoff", "flab-a-node2": "running", "flab-a-node3": "running",
                       "flab-a-node4": "running"}
 
-    to_create = lifecycle._prepare_domains(lab, states, Progress(quiet=True))
+    to_create = bringup.prepare_domains(lab, states, Progress(quiet=True))
 
     assert to_create == ["node3", "node4"]
     assert virt.domain_states(lab.owned.domains) == {"flab-a-node1": "running", "flab-a-node2": "running",
@@ -72,7 +72,7 @@ def test_a_fresh_lab_creates_every_node(home: Path, shared_libvirt) -> None:  # 
     write_state(home, "a", good_state("a", nodes=2))
     lab = Lab.load("a")
     states = virt.domain_states(lab.owned.domains)
-    assert lifecycle._prepare_domains(lab, states, Progress(quiet=True)) == ["node1", "node2"]
+    assert bringup.prepare_domains(lab, states, Progress(quiet=True)) == ["node1", "node2"]
 
 
 def test_a_disk_left_without_its_domain_is_removed(home: Path, shared_libvirt) -> None:  # noqa: ANN001, F811
@@ -82,7 +82,7 @@ def test_a_disk_left_without_its_domain_is_removed(home: Path, shared_libvirt) -
     pool.createXML("<volume><name>flab-a-b-node2.img</name><capacity>1024</capacity></volume>", 0)
     write_state(home, "a", good_state("a", nodes=2))
     lab = Lab.load("a")
-    assert lifecycle._prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == [
+    assert bringup.prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == [
         "node1", "node2"]
     assert set(pool.listVolumes()) == {"flab-a-b-node2.img"}  # another lab's disk stays
 
@@ -97,6 +97,6 @@ def test_inactive_networks_are_started_before_the_domains(home: Path, shared_lib
         conn.networkLookupByName(name).destroy()
     vagrant_knows(lab, ("node1",))
     plug_nics(conn, lab, ("node1",))
-    assert lifecycle._prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == []
+    assert bringup.prepare_domains(lab, virt.domain_states(lab.owned.domains), Progress(quiet=True)) == []
     assert all(conn.networkLookupByName(n).isActive() for n in lab.owned.networks)
     assert conn.lookupByName("flab-a-node1").isActive()

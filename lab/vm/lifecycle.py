@@ -22,7 +22,7 @@ from lab.vm import vagrant as vg
 from lab.vm.bringup import BOOT_TIMEOUT, prepare_domains, provision_node
 from lab.vm.cluster import build_cluster
 from lab.vm.commands import context, run_commands
-from lab.vm.keys import generate_key, new_ssh_key, pin_host_key, root_ssh
+from lab.vm.keys import generate_key, root_ssh
 from lab.vm.labstate import MAX_NODES, SSH_USER, Lab, LabState, Owned, StateError, StepName, current_name
 from lab.vm.network import host_routes, pick_subnets
 from lab.vm.nodes import close, connect_all, connect_retry, lab_node, parallel, sync_clocks
@@ -43,12 +43,12 @@ DEFAULT_NODES = 2
 DEFAULT_MEMORY = 768
 DEFAULT_CPUS = 1
 
-# The names other modules (lab.workflows.exam_run) and tests call, from before the split.
+# The names lab.workflows.exam_run calls, from before the split (new code imports the new homes:
+# steps.mutating, nodes.connect_all/close/sync_clocks, commands.context/run_commands,
+# startstate.apply_faults).
 _mutating = mutating
-_connect_all, _close, _parallel, _sync_clocks = connect_all, close, parallel, sync_clocks
+_connect_all, _close, _sync_clocks = connect_all, close, sync_clocks
 _context, _run_commands, _apply_faults = context, run_commands, apply_faults
-_generate_key, _new_ssh_key, _pin_host_key = generate_key, new_ssh_key, pin_host_key
-_pick_subnets, _host_routes, _prepare_domains = pick_subnets, host_routes, prepare_domains
 
 __all__ = ["BOOT_TIMEOUT", "SNAP_CLUSTER", "SNAP_INSTALLED", "StartTimes", "StepFailed", "connect_retry",
            "destroy", "halt", "init_lab", "lab_node", "require_lab", "reset", "settle_after_faults", "solve",
