@@ -17,6 +17,7 @@ from lab.transport import log
 from lab.transport.runner import stopping
 
 T = TypeVar("T")
+LOG_EVERY = 30.0  # s between command-log lines about the same wait (the first and last always)
 
 
 class GaveUp(LabError):
@@ -39,6 +40,7 @@ def retry(attempt: Callable[[], T], *, what: str, within: float, every: float = 
     began = time.monotonic()
     deadline = began + within
     tries = 0
+    logged_at = 0.0
     while True:
         tries += 1
         try:
@@ -48,11 +50,15 @@ def retry(attempt: Callable[[], T], *, what: str, within: float, every: float = 
                 raise
             last = str(exc) or type(exc).__name__
         waited = time.monotonic() - began
-        log.note(where, f"{what}: try {tries} failed after {waited:.0f} s: {last}")
+        if tries == 1 or waited - logged_at >= LOG_EVERY:  # a 0.5 s poll would log twice a second
+            log.note(where, f"{what}: try {tries} failed after {waited:.0f} s: {last}")
+            logged_at = waited
         if stopping():
+            log.note(where, f"{what}: stopped after {waited:.0f} s ({tries} tries): {last}")
             raise GaveUp(f"{what}: stopped while waiting ({waited:.0f} s, {tries} tries): {last}",
                          what=what, waited=waited, tries=tries, last=last)
         if time.monotonic() + every > deadline:
+            log.note(where, f"{what}: gave up after {waited:.0f} s ({tries} tries): {last}")
             raise GaveUp(f"{what}: gave up after {waited:.0f} s ({tries} tries): {last}",
                          what=what, waited=waited, tries=tries, last=last)
         time.sleep(every)
