@@ -18,6 +18,7 @@ import pytest
 from lab.core.errors import LabError
 from lab.engine.offline import OfflineCluster
 from lab.transport import log
+from lab.transport import retry as retry_module
 from lab.transport.base import Runner
 from lab.transport.local import CibFileRunner, LocalRunner
 from lab.transport.retry import GaveUp, retry
@@ -151,7 +152,21 @@ def test_retry_returns_after_failed_tries(logfile: Path) -> None:
     assert retry(attempt, what="the service to answer", within=10, every=0.2) == "up"
     assert len(tries) == 3 and tries[2] - tries[0] >= 0.4
     notes = [line for line in logfile.read_text().splitlines() if "---" in line]
-    assert len(notes) == 2 and "the service to answer: try 2 failed" in notes[1] and "not yet (2)" in notes[1]
+    # The first failed try is logged; the next ones only LOG_EVERY seconds apart (0.4 s < 30 s).
+    assert len(notes) == 1 and "the service to answer: try 1 failed" in notes[0] and "not yet (1)" in notes[0]
+
+
+def test_a_long_wait_logs_one_line_per_interval_and_its_end(logfile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_module, "LOG_EVERY", 0.5)
+
+    def attempt() -> None:
+        raise LabError("no lease yet")
+
+    with pytest.raises(GaveUp):
+        retry(attempt, what="node1: DHCP lease", within=1.6, every=0.1)
+    notes = [line for line in logfile.read_text().splitlines() if "---" in line]
+    assert "try 1 failed" in notes[0] and "gave up after" in notes[-1]
+    assert 3 <= len(notes) <= 6, notes  # about 15 tries: the first, one per 0.5 s, the end
 
 
 def test_gave_up_says_the_real_wait_and_the_tries() -> None:
