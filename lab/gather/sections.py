@@ -68,7 +68,8 @@ class Section:
         return f"Section({self.name!r})"
 
     def fields(self) -> tuple[str, ...]:
-        return self.field if isinstance(self.field, tuple) else (self.field,) if self.field else ()
+        """The NodeFacts fields this section fills (none for a section another one reads)."""
+        return self.field if isinstance(self.field, tuple) else (self.field,)
 
     def names(self) -> frozenset[str]:
         """This section's name and those of the sections it needs."""
@@ -78,14 +79,16 @@ class Section:
 SECTIONS: dict[str, Section] = {}  # by name, in gather order
 
 
-def section(name: str, command: str, field: str | tuple[str, ...], parser: Parser | None, **more: object) -> Section:
-    """Register a section; a name given twice, or not a plain lowercase name, is a bug here."""
+def section(name: str, command: str, field: str | tuple[str, ...], parser: Parser | None, *,
+            empty: object = None, needs: tuple[Section, ...] = (), tool: str | None = None) -> Section:
+    """Register a section; a name given twice, not a plain lowercase name, or a field NodeFacts
+    does not have is a bug here (ValueError at import)."""
     if not _NAME.match(name) or name.startswith(EXTRA_PREFIX):
         raise ValueError(f"section name {name!r} must be lowercase letters, digits and _ (not x_...)")
     if name in SECTIONS:
         raise ValueError(f"section {name!r} registered twice")
     known = set(NodeFacts.__dataclass_fields__)
-    new = Section(name, command, field, parser, **more)  # type: ignore[arg-type]
+    new = Section(name, command, field, parser, empty, needs, tool)
     unknown = [f for f in new.fields() if f not in known]
     if unknown:
         raise ValueError(f"section {name!r} fills no NodeFacts field {unknown}")
