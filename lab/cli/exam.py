@@ -87,9 +87,18 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _regrade(args: argparse.Namespace) -> int:
-    from lab.workflows import examscore
+    from lab.workflows import examscore, history
 
-    doc = examscore.regrade(args.dir, _key(args.sign_key))
+    notes: list[str] = []
+
+    def record(new: dict) -> str:
+        charts, not_recorded = history.after_exam(new, regrade=True)
+        notes.extend([not_recorded] if not_recorded else [])
+        return charts
+
+    doc = examscore.regrade(args.dir, _key(args.sign_key), record)
+    for note in notes:
+        print(f"lab exam regrade: {note}", file=sys.stderr)
     print(f"regraded {args.dir}: {doc['summary']['percent']} % ({doc['summary']['status']})")
     return 0
 
@@ -206,11 +215,30 @@ def examscore_header(doc: dict) -> str:
             + (f"; {s['errors']} points not judged (ERROR)" if s["errors"] else ""))
 
 
+# Why a command is refused during an exam. start and reset revert the nodes to a snapshot (the
+# exam's tasks and the candidate's work gone): refused, --practice or not. solve does the work.
+_WIPES = {"start": "it reverts the nodes to a snapshot: the exam's tasks and your work would be gone",
+          "reset": "it reverts the nodes to a snapshot: the exam's tasks and your work would be gone"}
+_WHY = {"solve": "it applies the reference solution, your work done for you"}
+
+
+def refusal(command: str, why: str | None = None, *, practice: bool = True) -> str:
+    """The one line a refused command prints (the flags are the CLI's words, not the workflow's)."""
+    text = f"'lab {command}' is not allowed during an exam" + (f" ({why})" if why else "")
+    if not practice:
+        return text + "; 'lab exam submit' ends the exam"
+    return text + "; add --practice to use it anyway (the exam is then marked as practice; 'lab exam status')"
+
+
 def enforce(args: argparse.Namespace) -> None:
-    """During an exam: warnings on every command, and check/solve/hints/solutions refused unless
-    --practice (which marks the exam as practice)."""
+    """During an exam: warnings on every command; start/reset refused (they would wipe it);
+    check/solve/hints/solutions refused unless --practice (which marks the exam as practice);
+    destroy ends the exam's watcher first and says so."""
     from lab.workflows import examstate
 
+    command = args.command
+    if command == "destroy":
+        _end_watcher_of(args.force)
     found = examstate.current_exam()
     if found is None:
         return
@@ -219,14 +247,33 @@ def enforce(args: argparse.Namespace) -> None:
         note = examstate.warning(state.seconds_left())
         if note:
             print(note, file=sys.stderr, flush=True)
-    command = args.command
+    if command in _WIPES:
+        raise UsageError(refusal(command, _WIPES[command], practice=False))
     aided = command in ("check", "solve") or (command == "show" and (args.hint or args.solution))
     if not aided:
         return
     if not getattr(args, "practice", False):
         shown = "show --hint/--solution" if command == "show" else command
-        raise UsageError(examstate.refusal(shown))
+        raise UsageError(refusal(shown, _WHY.get(command)))
     examstate.practice_used(lab_dir, state)
+    args.exam_practice = True  # lab check records the attempt as practice
+
+
+def _end_watcher_of(name: str | None) -> None:
+    """Before `lab destroy`: the destroyed lab's exam watcher ends first (it must not submit
+    into a lab being removed), and the candidate reads that the exam was not submitted."""
+    from lab.core.errors import LabError
+    from lab.vm.labstate import Lab, current_name
+    from lab.workflows import exam_run
+
+    try:
+        lab_dir = Lab(name or current_name()).dir
+    except LabError:
+        return  # a bad name: destroy itself says so
+    pid = exam_run.end_watcher(lab_dir)
+    if pid:
+        print(f"exam: ended the running exam's deadline watcher (pid {pid}) before destroying the lab; "
+              "the exam was not submitted", file=sys.stderr, flush=True)
 
 
 COMMANDS = {"exam": cmd_exam}

@@ -6,11 +6,17 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab import __version__
 from lab.core.errors import LabError, UsageError
+
+if TYPE_CHECKING:  # the engine and workflows load when a command runs: `lab --help` stays fast
+    from lab.engine.exercises import Exercise
+    from lab.engine.grading import Report
+    from lab.workflows.history import History, Series
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true",
                    help="with --node: allow checks that fence or reboot those machines")
     p.add_argument("--practice", action="store_true", help="during an exam: check anyway (marks it practice)")
+
+    p = sub.add_parser("progress", help="your scores per objective over time (every lab check and exam)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
 
     p = sub.add_parser("report", help="grade many labs at once from a roster (instructors)")
     p.add_argument("exercise")
@@ -155,6 +164,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     exercise = load(args.exercise)
     if args.identity is not None and not args.node:
         raise UsageError("--identity only applies with --node")
+    source = "cib" if args.cib is not None else "nodes" if args.node else "lab"
     if args.cib is not None:
         result = check_cib_file(exercise, args.cib)
     elif args.node:
@@ -171,8 +181,64 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         with logged():
             result = check_current_lab(exercise, say=_note)
-    print(report.to_json(result) if args.format == "json" else report.to_text(result))
+    print(report.to_json(result) if args.format == "json" else report.to_text(result), flush=True)
+    _record_check(exercise, result, source, practice=getattr(args, "exam_practice", False))
     return result.exit_code
+
+
+def _record_check(exercise: Exercise, result: Report, source: str, *, practice: bool) -> None:
+    """The check goes to the progress history (lab progress); a home that cannot be written
+    costs the history a line, never the check its report or exit status."""
+    from lab.workflows import history
+
+    judged = sum(o.points for o in result.outcomes if o.passed is not None)
+    if not judged:  # every check skipped: nothing was judged
+        return
+    try:
+        history.append(history.check_record(exercise.id, exercise.objective, result.score, judged,
+                                            source=source, practice=practice))
+    except (OSError, LabError) as exc:
+        _note(f"progress not recorded: {' '.join(str(exc).split())}")
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from lab.workflows import history
+
+    found = history.read()
+    series = history.objective_series(found.entries)
+    if args.format == "json":
+        print(json.dumps({"file": str(found.path), "records": len(found.entries), "skipped": found.skipped,
+                          "objectives": [{"objective": s.objective, "attempts": len(s.attempts), "last": s.last,
+                                          "best": s.best, "trend": history.trend(s),
+                                          "history": [{"time": a.time, "percent": a.percent, "kind": a.kind,
+                                                       "label": a.label, "practice": a.practice}
+                                                      for a in s.attempts]} for s in series]}))
+        return 0
+    print("\n".join(progress_lines(found, series)))
+    return 0
+
+
+def progress_lines(found: History, series: Sequence[Series]) -> list[str]:
+    """The table: objective, attempts, last score, best, trend (sparkline and last change)."""
+    from lab.workflows import history
+
+    lines = []
+    if not series:
+        lines.append(f"no progress recorded yet: 'lab check EXERCISE' and 'lab exam submit' add to it "
+                     f"({found.path})")
+    else:
+        width = max(len("objective"), *(len(s.objective) for s in series))
+        lines.append(f"{'objective':<{width}}  attempts   last   best  trend")
+        lines += [f"{s.objective:<{width}}  {len(s.attempts):>8}  {s.last:>3.0f} %  {s.best:>3.0f} %  "
+                  f"{history.trend(s)}" for s in series]
+        kinds = [e.kind for e in found.entries]
+        lines.append(f"{len(kinds)} records ({kinds.count('check')} checks, {kinds.count('exam')} exams) "
+                     f"in {found.path}")
+    if found.skipped:
+        many = found.skipped > 1
+        lines.append(f"{found.skipped} line{'s' if many else ''} of {found.path} could not be read and "
+                     f"{'were' if many else 'was'} skipped")
+    return lines
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -216,8 +282,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
           + ", ".join(gradebook.OUTPUTS))
     return 0 if counts["pass"] == len(results.students) else 1
 
-COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "report": cmd_report,
-            "grade": cmd_grade}
+COMMANDS = {"exercises": cmd_exercises, "show": cmd_show, "check": cmd_check, "progress": cmd_progress,
+            "report": cmd_report, "grade": cmd_grade}
 
 
 def _phrase(exc: LabError) -> str:

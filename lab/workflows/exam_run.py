@@ -27,16 +27,18 @@ from lab.engine.grading import grade, sections_for
 from lab.gather.facts import Facts, gather_live
 from lab.gather.probes import BOOT_ID, probe_names, reboot_probe, run_probes, without_probes
 from lab.transport import runner
+from lab.transport.retry import GaveUp, retry
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
 from lab.vm import faults as faultlib
 from lab.vm import lifecycle as lc
 from lab.vm import provision, virt
 from lab.vm.labstate import Lab, current_name
-from lab.workflows import exam, examscore, examstate
+from lab.workflows import exam, examscore, examstate, history
 from lab.workflows.gradebook import read_key
 
 SETTLE_TIMEOUT = 300
+WATCHER_END_WAIT = 15.0  # s for the watcher to end after SIGTERM (it ends its ssh children first)
 
 
 # --- gathering with the answers kept -------------------------------------------------------
@@ -50,9 +52,12 @@ class _Recorder:
         self.answer: CommandResult | None = None
 
     def run(self, command: str | Sequence[str], *, timeout: float = 120.0,
-            input_text: str | None = None) -> CommandResult:
-        self.answer = self.node.run(command, timeout=timeout, input_text=input_text)
+            input_text: str | None = None, label: str | None = None) -> CommandResult:
+        self.answer = self.node.run(command, timeout=timeout, input_text=input_text, label=label)
         return self.answer
+
+    def close(self) -> None:
+        self.node.close()
 
 
 def _boot_ids(lab: Lab) -> dict[str, str | None]:
@@ -177,16 +182,29 @@ def start_watcher(lab: Lab) -> int:
     return proc.pid
 
 
-def end_watcher(lab_dir: Path) -> None:
-    """End the exam's watcher (submit and destroy do), by its recorded pid, never by name."""
+def end_watcher(lab_dir: Path) -> int | None:
+    """End the exam's watcher (submit and destroy do), by its recorded pid, never by name, and
+    wait (bounded) until it is gone, so it cannot submit into a lab being destroyed. Returns
+    the pid it ended, None when no watcher was running."""
     try:
         state = examstate.read_state(lab_dir)
     except UsageError:
-        return
-    if state is None or not state.watcher_pid or state.watcher_pid == os.getpid():
-        return
-    if examstate.pid_alive(state.watcher_pid) and _is_watcher(state.watcher_pid):
-        os.kill(state.watcher_pid, signal.SIGTERM)
+        return None
+    pid = state.watcher_pid if state is not None else None
+    if not pid or pid == os.getpid() or not (examstate.pid_alive(pid) and _is_watcher(pid)):
+        return None
+    os.kill(pid, signal.SIGTERM)
+
+    def gone() -> None:
+        if examstate.pid_alive(pid) and _is_watcher(pid):
+            raise LabError(f"pid {pid} still runs")
+    try:
+        retry(gone, what=f"the exam's watcher (pid {pid}) to end", within=WATCHER_END_WAIT, every=0.2,
+              retry_on=(LabError,))
+    except GaveUp:  # stuck (a node that does not answer): it must not outlive the exam
+        if _is_watcher(pid):
+            os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def _is_watcher(pid: int) -> bool:
@@ -302,12 +320,15 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
             reboot["summary"] = (f"every node rebooted (new boot id on {', '.join(rebooted)}); "
                                  + (f"cluster started by the examiner on {', '.join(started)}; " if started else "")
                                  + ("settled" if reboot["settled"] else "the cluster did not come back in time"))
+            t3 = time.monotonic()
             with progress.step("lab", "grade again after the reboot"):
                 try:
                     post_facts, _ = freeze(lab, exercises, folder / "evidence" / "post", say)
                     post = examscore.judge_phase(exercises, post_facts)
                 except LabError as exc:
                     post = examscore.judge_phase(exercises, None, str(exc))
+            times["post_grade_seconds"] = round(time.monotonic() - t3, 1)
+        times["persistence_seconds"] = round(time.monotonic() - t1, 1)  # reboot, proof, settle, grade
     tasks = examscore.task_entries(exercises, [t.weight for t in state.plan.tasks], pre, post)
     evidence = {p: {n: e.get("sha256") for n, e in (_meta_of(folder / "evidence" / p).get("nodes") or {}).items()}
                 for p in ("baseline", "pre", "post") if (folder / "evidence" / p / "meta.json").exists()}
@@ -315,7 +336,10 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
                                      practice=state.practice, times=times,
                                      boot_ids={"before": before, "after": reboot.get("boot_ids_after")},
                                      evidence=evidence, reboot=reboot)
-    examscore.write_results(folder, doc, key if key is not None else _key(state))
+    charts, not_recorded = history.after_exam(doc)
+    if not_recorded:
+        progress.say("lab", not_recorded)
+    examscore.write_results(folder, doc, key if key is not None else _key(state), charts)
     state.status = "submitted"
     state.results = str(folder / "results.json")
     examstate.write_state(lab.dir, state)

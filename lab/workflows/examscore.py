@@ -14,7 +14,7 @@ import hashlib
 import html
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -279,9 +279,10 @@ table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:
 th{background:#f3f3f3}.PASS{background:#e5f6e5}.FAIL{background:#fde8e8}.ERROR{background:#fff4d6}.SKIP{color:#777}"""
 
 
-def report_html(doc: Mapping[str, Any]) -> str:
-    """One self-contained page: the per-task table, every check's pre/post/final, and the score
-    per objective as an inline SVG chart (lab grade's chart). Nothing is fetched."""
+def report_html(doc: Mapping[str, Any], progress_html: str = "") -> str:
+    """One self-contained page: the per-task table, every check's pre/post/final, the score per
+    objective as an inline SVG chart (lab grade's chart), and PROGRESS_HTML (the history's
+    charts, lab.workflows.history). Nothing is fetched."""
     s = doc["summary"]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
@@ -308,7 +309,7 @@ def report_html(doc: Mapping[str, Any]) -> str:
                        f'<td class="{_h(c["final"])}">{_h(c["final"])}</td><td>{_h(c["pre_message"])}</td></tr>')
     out.append("</tbody></table><h2>Score per objective</h2>")
     out.append(chart_svg([(o["objective"], int(round(o["percent"] * 10)), 1000) for o in s["objectives"]]))
-    out.append("</body></html>")
+    out += [progress_html, "</body></html>"] if progress_html else ["</body></html>"]
     return "\n".join(out) + "\n"
 
 
@@ -341,10 +342,11 @@ def junit_xml(doc: Mapping[str, Any]) -> str:
 OUTPUTS = ("results.json", "results.md", "report.html", "junit.xml")
 
 
-def write_results(folder: Path, doc: dict[str, Any], key: bytes | None = None) -> dict[str, Any]:
+def write_results(folder: Path, doc: dict[str, Any], key: bytes | None = None,
+                  progress_html: str = "") -> dict[str, Any]:
     """Every view, then results.json (signed with the key, HMAC-SHA256, as lab grade signs)."""
     write_file(folder / "results.md", results_md(doc))
-    write_file(folder / "report.html", report_html(doc))
+    write_file(folder / "report.html", report_html(doc, progress_html))
     write_file(folder / "junit.xml", junit_xml(doc))
     if key is not None:
         doc = sign_document(doc, key)
@@ -364,8 +366,10 @@ def verify(path: Path, key: bytes) -> None:
     verify_document(read_results(path), key, str(path))
 
 
-def regrade(folder: Path, key: bytes | None = None) -> dict[str, Any]:
-    """Judge an exam folder's frozen evidence again with the current grader; rewrite the results."""
+def regrade(folder: Path, key: bytes | None = None,
+            record: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    """Judge an exam folder's frozen evidence again with the current grader; rewrite the results.
+    RECORD (the progress history's) takes the new document and gives the report's progress charts."""
     path = folder / "results.json"
     doc = read_results(path)
     plan = plan_from_json(doc.get("plan"), str(path))
@@ -387,4 +391,4 @@ def regrade(folder: Path, key: bytes | None = None) -> dict[str, Any]:
                            boot_ids=doc.get("boot_ids") or {}, evidence=doc.get("evidence") or {},
                            reboot=doc.get("reboot") or {})
     new["regraded"] = {"tool_version": __version__, "from": doc.get("tool_version")}
-    return write_results(folder, new, key)
+    return write_results(folder, new, key, record(new) if record else "")

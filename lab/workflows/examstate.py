@@ -172,11 +172,6 @@ def status_lines(state: ExamState) -> list[str]:
     return lines
 
 
-def refusal(command: str) -> str:
-    return (f"'lab {command}' is not allowed during an exam ('lab exam status'); add --practice to "
-            "use it anyway (the exam is then marked as practice)")
-
-
 def practice_used(lab_dir: Path, state: ExamState) -> None:
     """Record that a refused aid was used with --practice: the results say practice."""
     if not state.practice:

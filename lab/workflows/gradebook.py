@@ -208,14 +208,15 @@ def objective_scores(results: ClassResults, exercises: Mapping[str, Exercise]) -
     return [(k, v[0], v[1]) for k, v in sorted(totals.items())]
 
 
-def chart_svg(scores: Sequence[tuple[str, int, int]]) -> str:
-    """An inline SVG bar chart: the class's score per objective, in percent."""
+def chart_svg(scores: Sequence[tuple[str, int, int]], label: str = "class score per objective") -> str:
+    """An inline SVG bar chart: a score per row (the class's per objective; an exam's; one
+    objective's attempts over time), in percent. LABEL names it for screen readers."""
     if not scores:
         return "<p>No exercise could be graded.</p>"
     label_w, bar_w, row_h = 430, 300, 26
     height = row_h * len(scores) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + bar_w + 70}" '
-             f'height="{height}" aria-label="class score per objective">']
+             f'height="{height}" aria-label="{_h(label)}">']
     for i, (objective, got, possible) in enumerate(scores):
         pct = 100 * got / possible if possible else 0.0
         y = 5 + i * row_h
