@@ -240,3 +240,44 @@ def test_destroy_leaves_a_stranger_with_a_recorded_pid_alone(tmp_path: Path) -> 
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_lab_exam_regrade_records_the_exam_and_charts_it(tmp_path: Path) -> None:
+    from tests.test_exam_score import _evidence_from  # evidence made by the real tools
+
+    home = tmp_path / "home"
+    exercise = load("location-prefer").with_params({"rsc": "db", "node": "node2", "score": 75})
+    start = OfflineCluster.empty(tmp_path / "start.xml")
+    start.run_all(exercise.start.commands)
+    start.simulate()
+    solved = start.copy(tmp_path / "solved.xml")
+    solved.run_all(exercise.solution_pcs)
+    solved.simulate()
+    folder = tmp_path / "exam"
+    for phase in ("pre", "post"):
+        _evidence_from(solved, folder / "evidence" / phase, ["node1", "node2"])
+    plan = exam.Plan(7, (exam.PlannedTask(exercise.id, exercise.objective, 3, dict(exercise.param_values), True),),
+                     {}, ("node1", "node2"))
+    examscore.write_results(folder, examscore.results_document(
+        plan=plan.to_json(), tasks=[], pass_mark=70, practice=False, times={"started": 5.0}, boot_ids={},
+        evidence={}, reboot={}))
+    for _ in range(2):
+        run = _lab(home, "exam", "regrade", str(folder))
+        assert run.returncode == 0 and "100.0 %" in run.stdout, run.stderr
+    lines = [json.loads(line) for line in (home / "progress.jsonl").read_text().splitlines()]
+    assert [(e["kind"], e["regrade"], e["key"]) for e in lines] == [("exam", True, "7@5.0")] * 2
+    shown = _lab(home, "progress").stdout
+    assert any(line.startswith(exercise.objective) and line[len(exercise.objective):].split()[0] == "1"
+               for line in shown.splitlines())  # one exam regraded twice is one attempt
+    report = (folder / "report.html").read_text()
+    assert f'aria-label="progress: {exercise.objective}"' in report
+
+
+def test_a_practice_check_during_an_exam_is_recorded_as_practice(tmp_path: Path, cibs: tuple[Path, Path]) -> None:
+    home = tmp_path / "home"
+    _lab(home, "check", "resource-create", "--cib", str(cibs[1]))
+    _running_exam(home)
+    assert _lab(home, "check", "resource-create", "--cib", str(cibs[1])).returncode == 2  # refused: no line
+    assert _lab(home, "check", "resource-create", "--cib", str(cibs[1]), "--practice").returncode == 0
+    lines = [json.loads(line) for line in (home / "progress.jsonl").read_text().splitlines()]
+    assert [e["practice"] for e in lines] == [False, True]
