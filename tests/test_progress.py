@@ -281,3 +281,13 @@ def test_a_practice_check_during_an_exam_is_recorded_as_practice(tmp_path: Path,
     assert _lab(home, "check", "resource-create", "--cib", str(cibs[1]), "--practice").returncode == 0
     lines = [json.loads(line) for line in (home / "progress.jsonl").read_text().splitlines()]
     assert [e["practice"] for e in lines] == [False, True]
+
+
+def test_a_cut_last_line_costs_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "progress.jsonl"
+    history.append(history.check_record("a", "O", 1, 2, source="cib"), path)
+    with path.open("ab") as handle:
+        handle.write(b'{"v":1,"time":3,"kind":"ch')  # a write cut short
+    history.append(history.check_record("b", "O", 2, 2, source="cib"), path)
+    found = history.read(path)
+    assert [e.label for e in found.entries] == ["a", "b"] and found.skipped == 1

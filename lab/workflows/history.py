@@ -131,7 +131,7 @@ def _open_locked(path: Path) -> int:
     while this process waited for the lock (else the line would go to the unlinked file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(10):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -151,9 +151,10 @@ def _open_locked(path: Path) -> int:
 
 
 def _compact(path: Path, room: int) -> None:
-    """Keep the newest lines that fit in half the bound (minus ROOM for the next line)."""
+    """Keep the newest lines that fit in half the bound (minus ROOM for the next line). Records
+    are ASCII (written with ensure_ascii): a line that is not is garbage and goes first."""
     with path.open("rb") as handle:
-        lines = handle.read().splitlines(keepends=True)
+        lines = [line for line in handle.read().splitlines(keepends=True) if line.isascii()]
     kept: list[bytes] = []
     size = 0
     for line in reversed(lines):
@@ -161,7 +162,7 @@ def _compact(path: Path, room: int) -> None:
             break
         kept.append(line)
         size += len(line)
-    write_atomic(path, b"".join(reversed(kept)).decode("utf-8", "replace"), mode=0o600)
+    write_atomic(path, b"".join(reversed(kept)).decode("ascii"), mode=0o600)
 
 
 def append(record: Mapping[str, Any], path: Path | None = None) -> Path:
@@ -180,6 +181,9 @@ def append(record: Mapping[str, Any], path: Path | None = None) -> Path:
             _compact(path, len(line))
             os.close(fd)
             fd = _open_locked(path)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut short (disk full): end it first
+            line = b"\n" + line
         os.write(fd, line)
     finally:
         os.close(fd)
