@@ -11,6 +11,7 @@ from lab.engine.exercises import load
 from lab.engine.grading import Report, grade
 from lab.engine.offline import OfflineCluster
 from lab.gather.facts import facts_from_cib_file
+from tests.sshd import sshd  # noqa: F401 (the loopback sshd fixture, one per test module)
 
 
 @pytest.fixture

@@ -149,3 +149,15 @@ def throwaway_user(name: str) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """One loopback sshd per test module; tests copy the CIB state they need into `sshd.cib`.
+
+    A module imports it (`from tests.sshd import sshd`) to use it."""
+    work = tmp_path_factory.mktemp("sshd")
+    cib = work / "remote-cib.xml"
+    cib.write_text("<cib/>")
+    with running_sshd(work, cib) as server:
+        yield server

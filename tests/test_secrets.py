@@ -30,7 +30,7 @@ from lab.engine.exercises import command_context, load, render_command
 from lab.transport.ssh import NodeAddress, SSHNode
 from lab.vm import fencehost, provision
 from lab.vm.commands import run_commands
-from tests.sshd import Sshd, running_sshd
+from tests.sshd import Sshd
 
 PASSWORD = "Pw-" + secrets.token_urlsafe(15)
 NODES = ["node1", "node2"]
@@ -115,13 +115,6 @@ def test_solutions_that_lab_solve_runs_never_pass_p() -> None:
 
 # --- through a real sshd on 127.0.0.1 ---------------------------------------------
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    work = tmp_path_factory.mktemp("sshd")
-    cib = work / "cib.xml"
-    cib.write_text("<cib/>")
-    with running_sshd(work, cib) as server:
-        yield server
 
 
 @pytest.fixture

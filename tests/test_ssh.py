@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,14 +40,6 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"failing": failing.path, "passing": passing.path}
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    """One sshd for the module; tests copy the state they need into its CIB file."""
-    work = tmp_path_factory.mktemp("sshd")
-    cib = work / "remote-cib.xml"
-    cib.write_text("<cib/>")
-    with running_sshd(work, cib) as server:
-        yield server
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,13 +140,6 @@ def test_up_is_declared_in_order_with_typed_marks(home: Path) -> None:
 
 # --- a real node: the command, the log, the secret ----------------------------------------
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    work = tmp_path_factory.mktemp("sshd")
-    cib = work / "cib.xml"
-    cib.write_text("<cib/>")
-    with running_sshd(work, cib) as server:
-        yield server
 
 
 def node_at(server: Sshd, tmp_path: Path, name: str = "node1") -> SSHNode:

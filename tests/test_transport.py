@@ -23,7 +23,7 @@ from lab.transport.base import Runner
 from lab.transport.local import CibFileRunner, LocalRunner
 from lab.transport.retry import GaveUp, retry
 from lab.transport.ssh import NodeAddress, SSHNode
-from tests.sshd import Sshd, free_port, running_sshd
+from tests.sshd import Sshd, free_port
 
 LINE = re.compile(r"^\S+ (?P<where>\S+)\s+exit=(?P<rc>-?\d+)\s+(?P<secs>\d+\.\d\d)s  (?P<what>.*)$")
 
@@ -44,13 +44,6 @@ def logfile(tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    work = tmp_path_factory.mktemp("sshd")
-    cib = work / "remote-cib.xml"
-    cib.write_text("<cib/>")
-    with running_sshd(work, cib) as server:
-        yield server
 
 
 def test_local_command_is_logged_with_status_and_duration(logfile: Path) -> None:
