@@ -24,4 +24,10 @@ class ExerciseSchemaError(UsageError):
 
 
 class NodeError(LabError):
-    """A node could not be reached or a command on it failed."""
+    """A node could not be reached or a command on it failed; NODE and COMMAND (what ran, in
+    words) say where, for the step that reports it."""
+
+    def __init__(self, message: str, *, node: str | None = None, command: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.command = command

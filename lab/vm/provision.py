@@ -252,5 +252,6 @@ def run_root(node: SSHNode, script: str, what: str, *, timeout: float = 600,
     result = node.run(root_argv(node.address.user), timeout=timeout, input_text=root_input(script, input_text),
                       label=f"root script: {what}")
     if not result.ok:
-        raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(3)}")
+        raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(3)}",
+                        node=node.name, command=what)
     return result
