@@ -65,7 +65,7 @@ def test_plan_json_shape_and_round_trip(catalogue: list) -> None:
 
 
 def test_too_many_tasks_is_one_line(catalogue: list) -> None:
-    with pytest.raises(UsageError, match="--tasks must be"):
+    with pytest.raises(UsageError, match="an exam has 1 to 16 tasks, not 0"):
         exam.draw_plan(1, 0, catalogue=catalogue)
     with pytest.raises(UsageError, match="fit together"):
         exam.draw_plan(1, 16, catalogue=catalogue)
@@ -84,6 +84,7 @@ def test_cli_plan_prints_the_seed_and_json(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "lab.cli", "exam", "plan", "--tasks", "99"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("Error: ") and bad.stderr.count("\n") == 1
+    assert "'99' must be from 1 to 16" in bad.stderr
 
 
 @pytest.mark.parametrize("seed", (1, 5, 17))

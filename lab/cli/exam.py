@@ -20,10 +20,10 @@ _percent = bounded(float, "a percentage", 0, 100, above=True)
 
 
 def _tasks(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    """--tasks: a whole number in the exam's range (phrased with the flag here, not in the workflow)."""
+    from lab.workflows.exam import MAX_TASKS
+
+    return bounded(int, "a whole number", 1, MAX_TASKS)(text)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

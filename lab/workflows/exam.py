@@ -127,7 +127,7 @@ def draw_plan(seed: int | None = None, tasks: int = DEFAULT_TASKS, nodes: Sequen
     order, one exercise per objective and round, parameters drawn, never two tasks that touch
     the same objects. The same seed and catalogue give the same plan."""
     if not 1 <= tasks <= MAX_TASKS:
-        raise UsageError(f"--tasks must be from 1 to {MAX_TASKS}")
+        raise UsageError(f"an exam has 1 to {MAX_TASKS} tasks, not {tasks}")
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**9)
     pool = [e for e in (catalogue if catalogue is not None else load_all())
@@ -147,7 +147,7 @@ def draw_plan(seed: int | None = None, tasks: int = DEFAULT_TASKS, nodes: Sequen
             break
     if len(best) < tasks:
         raise UsageError(f"only {len(best)} tasks fit together without touching the same objects "
-                         f"(seed {seed}); ask for --tasks {len(best)} or fewer")
+                         f"(seed {seed}); draw {len(best)} tasks or fewer")
     planned = tuple(PlannedTask(e.id, e.objective, weight_of(e.objective), dict(e.param_values), e.persistent)
                     for e in best)
     return Plan(seed, planned, catalogue_info(), tuple(nodes))
