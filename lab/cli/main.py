@@ -198,7 +198,7 @@ def _record_check(exercise: Exercise, result: Report, source: str, *, practice: 
         history.append(history.check_record(exercise.id, exercise.objective, result.score, judged,
                                             source=source, practice=practice))
     except (OSError, LabError) as exc:
-        _note(f"progress not recorded: {' '.join(str(exc).split())}")
+        print(f"lab check: progress not recorded: {' '.join(str(exc).split())}", file=sys.stderr)
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
