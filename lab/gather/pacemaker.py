@@ -13,6 +13,7 @@ from several checks, and a saved CIB is graded for several exercises.
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -349,7 +350,51 @@ def later_views(cib_xml: str, date: str = FAR_FUTURE) -> list[tuple[str, str]]:
     return views
 
 
+# --- crm_verify: the configuration's own errors and warnings ---------------------------
+
+_VERIFY_LINE = re.compile(r"^(?:\([^)]*\)\s*)?(error|warning):\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `crm_verify -V` says of a CIB: its exit status and each distinct error or warning."""
+    returncode: int
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return self.returncode == 0 and not self.errors and not self.warnings
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def verify(cib_xml: str) -> Verification:
+    """`crm_verify --xml-file COPY -V` (as `crm_verify -L -V` on the live cluster): each line it
+    marks error or warning, once, in its order."""
+    with _Copy(cib_xml) as copy:
+        result = _run(["crm_verify", "--xml-file", str(copy.path), "-V"], env={"CIB_file": "", "CIB_shadow": ""})
+    found: dict[str, list[str]] = {"error": [], "warning": []}
+    for line in (result.stderr + "\n" + result.stdout).splitlines():
+        match = _VERIFY_LINE.match(line.strip())
+        if match and match.group(2) not in found[match.group(1)]:
+            found[match.group(1)].append(match.group(2))
+    if result.returncode not in (0, 78) and not found["error"]:  # 78: "config not valid"
+        raise PacemakerError(f"crm_verify failed (exit {result.returncode}): {result.tail(2)}")
+    return Verification(result.returncode, tuple(found["error"]), tuple(found["warning"]))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def with_property(cib_xml: str, name: str, value: str) -> str:
+    """The CIB text with cluster property name=value, set by `crm_attribute --type crm_config`
+    on a copy (a what-if: the same cluster with another option)."""
+    with _Copy(cib_xml) as copy:
+        _require(_run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value],
+                      env=_env(copy.path)), f"crm_attribute --name {name}")
+        return copy.path.read_text(encoding="utf-8")
+
+
 def cache_clear() -> None:
     """Forget every cached answer (tests that change tools or files)."""
-    for function in (_simulate, meta_value, cluster_options, read_as, writes_as, date_truths, as_of):
+    for function in (_simulate, meta_value, cluster_options, read_as, writes_as, date_truths, as_of,
+                     verify, with_property):
         function.cache_clear()

@@ -1,0 +1,86 @@
+"""The CIB-judged exercises of issue 17 (part A): start red, reference solutions green, accepted
+forms green, near misses red, every state made by the real tools (pcs -f, crmsh with CIB_file,
+cibadmin, crm_attribute, crm_simulate) from the exercise's
+own start state (tests/test_catalogue_cib.py: Bases, outcome).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.engine.exercises import load
+from tests.test_catalogue_cib import Bases, outcome
+
+NEW = ("config-verify",)
+Case = tuple[str, str, list[str], list[str]]
+
+# (exercise, case id, commands, checks that must fail; empty = must pass)
+CASES: list[Case] = [
+    # config-verify: accepted
+    ("config-verify", "pcs-meta-delete", ["pcs resource meta mailer target-role=",
+                                          "pcs resource op delete queue-monitor-10s-again"], []),
+    ("config-verify", "pcs-op-remove-alias", ["pcs resource meta mailer target-role=Started",
+                                              "pcs resource op remove queue-monitor-10s-again"], []),
+    ("config-verify", "cibadmin", [
+        "cibadmin --delete --xml-text '<nvpair name=\"target-role\" value=\"bogus\"/>'",
+        "cibadmin --delete --xml-text '<op id=\"queue-monitor-10s-again\"/>'"], []),
+    ("config-verify", "crm-resource-keep-first", [
+        "crm_resource --resource mailer --meta --set-parameter target-role --parameter-value Started",
+        "cibadmin --delete --xml-text '<op id=\"queue-monitor-10s\"/>'"], []),
+    # config-verify: near misses
+    # pacemaker runs no monitor of a resource with duplicate ones (crm_simulate): queue-monitor fails too
+    ("config-verify", "only-mailer", ["pcs resource meta mailer target-role=Started"], ["verifies", "queue-monitor"]),
+    ("config-verify", "only-queue", ["pcs resource op delete queue-monitor-10s-again"], ["verifies"]),
+    ("config-verify", "both-monitors-gone", [
+        "pcs resource meta mailer target-role=Started",
+        "pcs resource op delete queue-monitor-10s-again",
+        "pcs resource op delete queue-monitor-10s"], ["queue-monitor"]),
+    ("config-verify", "monitor-changed-to-20s", [
+        "pcs resource meta mailer target-role=Started",
+        "pcs resource op delete queue-monitor-10s-again",
+        "pcs resource update queue op monitor interval=20s"], ["queue-monitor"]),
+    ("config-verify", "mailer-stopped", [
+        "pcs resource meta mailer target-role=Stopped",
+        "pcs resource op delete queue-monitor-10s-again"], ["running"]),
+    ("config-verify", "queue-deleted", [
+        "pcs resource meta mailer target-role=Started",
+        "pcs resource delete queue"], ["queue", "queue-monitor", "queue-running"]),
+    ("config-verify", "new-error-elsewhere", [
+        "pcs resource meta mailer target-role=Started",
+        "pcs resource op delete queue-monitor-10s-again",
+        "pcs resource create extra ocf:pacemaker:Dummy meta target-role=sleeping"], ["verifies"]),
+]
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> Bases:
+    return Bases(tmp_path_factory.mktemp("new-bases"))
+
+
+@pytest.mark.parametrize("exercise_id", NEW)
+def test_start_state_is_red(bases: Bases, tmp_path: Path, exercise_id: str) -> None:
+    assert outcome(bases, tmp_path, exercise_id, [])
+
+
+@pytest.mark.parametrize("tool", ["pcs", "crmsh", "pcs09"])
+@pytest.mark.parametrize("exercise_id", NEW)
+def test_reference_solution_is_green(bases: Bases, tmp_path: Path, exercise_id: str, tool: str) -> None:
+    exercise = load(exercise_id)
+    commands = {"pcs": exercise.solution_pcs, "crmsh": exercise.solution_crmsh,
+                "pcs09": exercise.solution_pcs09}[tool]
+    if commands is None:  # the same commands work on every pcs
+        commands = exercise.solution_pcs
+    assert outcome(bases, tmp_path, exercise_id, list(commands)) == []
+
+
+@pytest.mark.parametrize(("exercise_id", "commands", "must_fail"),
+                         [pytest.param(e, c, f, id=f"{e}:{i}") for e, i, c, f in CASES])
+def test_form(bases: Bases, tmp_path: Path, exercise_id: str, commands: list[str], must_fail: list[str]) -> None:
+    assert sorted(outcome(bases, tmp_path, exercise_id, commands)) == sorted(must_fail)
+
+
+def test_every_new_exercise_has_near_misses_and_alternatives() -> None:
+    assert {e for e, _i, _c, f in CASES if f} >= set(NEW)
+    assert {e for e, _i, _c, f in CASES if not f} >= set(NEW)
