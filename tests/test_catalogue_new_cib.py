@@ -13,7 +13,7 @@ import pytest
 from lab.engine.exercises import load
 from tests.test_catalogue_cib import Bases, outcome
 
-NEW = ("config-verify",)
+NEW = ("config-verify", "node-attribute")
 Case = tuple[str, str, list[str], list[str]]
 
 # (exercise, case id, commands, checks that must fail; empty = must pass)
@@ -51,6 +51,33 @@ CASES: list[Case] = [
         "pcs resource meta mailer target-role=Started",
         "pcs resource op delete queue-monitor-10s-again",
         "pcs resource create extra ocf:pacemaker:Dummy meta target-role=sleeping"], ["verifies"]),
+    # node-attribute (defaults: node2, rack b7): accepted
+    ("node-attribute", "crm_attribute-both", [
+        "crm_attribute --node node2 --name rack --update b7 --lifetime forever",
+        "crm_attribute --node node2 --name backup-running --update yes --lifetime reboot"], []),
+    ("node-attribute", "crm_attribute-type-status", [
+        "crm_attribute -N node2 -n rack -v b7",
+        "crm_attribute -N node2 -n backup-running -v yes -t status"], []),
+    ("node-attribute", "crmsh-plus-other-attribute", [
+        "crm node attribute node2 set rack b7", "crm node status-attr node2 set backup-running yes",
+        "crm node attribute node1 set colour blue"], []),
+    # node-attribute: near misses
+    ("node-attribute", "both-permanent", ["pcs node attribute node2 rack=b7 backup-running=yes"], ["transient"]),
+    ("node-attribute", "both-transient", [
+        "crm node status-attr node2 set rack b7", "crm node status-attr node2 set backup-running yes"],
+     ["permanent"]),
+    ("node-attribute", "transient-also-permanent", [
+        "pcs node attribute node2 rack=b7 backup-running=yes",
+        "crm_attribute -N node2 -n backup-running -v yes -l reboot"], ["transient"]),
+    ("node-attribute", "wrong-node", [
+        "pcs node attribute node1 rack=b7", "crm_attribute -N node1 -n backup-running -v yes -l reboot"],
+     ["permanent", "transient"]),
+    ("node-attribute", "wrong-values", [
+        "pcs node attribute node2 rack=b8", "crm_attribute -N node2 -n backup-running -v no -l reboot"],
+     ["permanent", "transient"]),
+    ("node-attribute", "name-case", [
+        "pcs node attribute node2 Rack=b7", "crm_attribute -N node2 -n backup-running -v yes -l reboot"],
+     ["permanent"]),
 ]
 
 
