@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab.core.errors import UsageError
-from lab.engine.exercises import load
+from lab.engine.exercises import Exercise, load
 from lab.engine.offline import OfflineCluster
 from lab.gather.facts import CRM_MON_ARGS
 from lab.transport.runner import run_local
@@ -116,15 +116,21 @@ def _evidence_from(cluster: OfflineCluster, folder: Path, nodes: list[str]) -> N
     examscore.write_evidence(folder, raw, {}, {n: f"boot-{n}" for n in nodes}, time.time())
 
 
-def test_regrade_judges_frozen_evidence_and_refuses_changed_evidence(tmp_path: Path) -> None:
-    exercise = load("location-prefer").with_params({"rsc": "db", "node": "node2", "score": 75})
-    nodes = ["node1", "node2"]
+def _start_and_solved(exercise: Exercise, tmp_path: Path) -> tuple[OfflineCluster, OfflineCluster]:
+    """The exercise's start state (red) and its pcs solution (green), by the real tools."""
     start = OfflineCluster.empty(tmp_path / "start.xml")
     start.run_all(exercise.start.commands)
     start.simulate()
     solved = start.copy(tmp_path / "solved.xml")
     solved.run_all(exercise.solution_pcs)
     solved.simulate()
+    return start, solved
+
+
+def test_regrade_judges_frozen_evidence_and_refuses_changed_evidence(tmp_path: Path) -> None:
+    exercise = load("location-prefer").with_params({"rsc": "db", "node": "node2", "score": 75})
+    nodes = ["node1", "node2"]
+    start, solved = _start_and_solved(exercise, tmp_path)
     _evidence_from(solved, tmp_path / "exam" / "evidence" / "pre", nodes)
     _evidence_from(start, tmp_path / "exam" / "evidence" / "post", nodes)
     meta = json.loads((tmp_path / "exam" / "evidence" / "pre" / "meta.json").read_text())
