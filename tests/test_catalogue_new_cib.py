@@ -13,7 +13,7 @@ import pytest
 from lab.engine.exercises import load
 from tests.test_catalogue_cib import Bases, outcome
 
-NEW = ("config-verify", "node-attribute")
+NEW = ("config-verify", "node-attribute", "node-health")
 Case = tuple[str, str, list[str], list[str]]
 
 # (exercise, case id, commands, checks that must fail; empty = must pass)
@@ -78,6 +78,34 @@ CASES: list[Case] = [
     ("node-attribute", "name-case", [
         "pcs node attribute node2 Rack=b7", "crm_attribute -N node2 -n backup-running -v yes -l reboot"],
      ["permanent"]),
+    # node-health (default node1): accepted
+    ("node-health", "permanent-attribute", [
+        "pcs property set node-health-strategy=migrate-on-red", "pcs node attribute node1 '#health-disk=red'"], []),
+    ("node-health", "crm_attribute-property", [
+        "crm_attribute --type crm_config --name node-health-strategy --update migrate-on-red",
+        "crm_attribute -N node1 -n '#health-disk' -v red -l reboot"], []),
+    ("node-health", "other-health-name", [
+        "pcs property set node-health-strategy=migrate-on-red",
+        "crm node status-attr node1 set '#health-cpu' red"], []),
+    # node-health: near misses
+    ("node-health", "no-strategy", ["crm_attribute -N node1 -n '#health-disk' -v red -l reboot"],
+     ["strategy", "keeps-off", "empty"]),
+    ("node-health", "yellow", ["pcs property set node-health-strategy=migrate-on-red",
+                               "crm_attribute -N node1 -n '#health-disk' -v yellow -l reboot"],
+     ["keeps-off", "empty"]),
+    ("node-health", "other-node", ["pcs property set node-health-strategy=migrate-on-red",
+                                   "crm_attribute -N node2 -n '#health-disk' -v red -l reboot"],
+     ["keeps-off", "empty"]),
+    ("node-health", "no-hash", ["pcs property set node-health-strategy=migrate-on-red",
+                                "crm_attribute -N node1 -n health-disk -v red -l reboot"],
+     ["keeps-off", "empty"]),
+    # progressive also keeps it off (node-health-red defaults to -INFINITY): only the option is wrong
+    ("node-health", "progressive", ["pcs property set node-health-strategy=progressive",
+                                    "crm_attribute -N node1 -n '#health-disk' -v red -l reboot"], ["strategy"]),
+    ("node-health", "ban-instead", ["pcs property set node-health-strategy=migrate-on-red",
+                                    "pcs constraint location archiver avoids node1"], ["keeps-off"]),
+    ("node-health", "standby-instead", ["pcs property set node-health-strategy=migrate-on-red",
+                                        "pcs node standby node1"], ["keeps-off"]),
 ]
 
 
