@@ -1,4 +1,4 @@
-"""Checks on node attributes, node health, utilization and the configuration's validity.
+"""Checks on node attributes, node health, utilization, init scripts and the configuration's validity.
 
 Judged by what pacemaker's tools make of the CIB, never by its spelling: a node
 attribute's lifetime is where pacemaker keeps it (the configuration's nodes section
@@ -133,3 +133,25 @@ def never_share_node(facts: Facts, first: str, second: str) -> Verdict:
         return fail(f"'{first}' and '{second}' stay apart even with placement-strategy=default: a constraint "
                     f"keeps them apart, not their utilization")
     return ok(f"'{first}' and '{second}' never share a node: together they exceed every node's capacity")
+
+
+# --- init scripts --------------------------------------------------------------------------
+
+SCRIPT_CLASSES = ("lsb", "service")  # service: pacemaker picks systemd's unit for the script or lsb
+
+
+@check("init_script_primitive")
+def init_script_primitive(facts: Facts, resource: str, script: str) -> Verdict:
+    """A primitive runs the init script /etc/init.d/SCRIPT: class lsb, or service (which
+    pacemaker resolves to the systemd unit made from the script, else to lsb), type SCRIPT."""
+    rsc = facts.cib.resources.get(resource)
+    if rsc is None:
+        return missing(facts.cib, resource)
+    if rsc.kind != "primitive":
+        return fail(f"'{resource}' is a {rsc.kind}, not a primitive")
+    if rsc.standard not in SCRIPT_CLASSES:
+        return fail(f"'{resource}' is of class {rsc.standard or 'unknown'} ({rsc.agent}): an init script is "
+                    f"class lsb (or service)")
+    if rsc.type not in (script, f"/etc/init.d/{script}"):  # lsb takes a path too (services_lsb.c)
+        return fail(f"'{resource}' runs {rsc.agent}, not the init script {script}")
+    return ok(f"'{resource}' runs the init script {script} ({rsc.agent})")

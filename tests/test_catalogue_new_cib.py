@@ -13,7 +13,7 @@ import pytest
 from lab.engine.exercises import load
 from tests.test_catalogue_cib import Bases, outcome
 
-NEW = ("config-verify", "node-attribute", "node-health", "utilization")
+NEW = ("config-verify", "node-attribute", "node-health", "utilization", "resource-sets", "resource-class-lsb")
 Case = tuple[str, str, list[str], list[str]]
 
 UTIL = ["pcs property set placement-strategy=utilization", "pcs node utilization node1 memory=1024",
@@ -141,6 +141,60 @@ CASES: list[Case] = [
         "pcs constraint colocation add render with batch -INFINITY"], ["apart"]),
     ("utilization", "colocation-as-well", [*UTIL, "pcs constraint colocation add render with batch -INFINITY"],
      ["apart"]),
+    # resource-sets: accepted
+    ("resource-sets", "pairwise", [
+        "pcs constraint order lvm then fs", "pcs constraint order fs then nfs",
+        "pcs constraint colocation add fs with lvm INFINITY", "pcs constraint colocation add nfs with fs INFINITY"],
+     []),
+    ("resource-sets", "crmsh-pairwise", [
+        "crm configure order o1 Mandatory: lvm fs", "crm configure order o2 Mandatory: fs nfs",
+        "crm configure colocation c1 inf: fs lvm", "crm configure colocation c2 inf: nfs fs"], []),
+    ("resource-sets", "group", ["pcs resource group add stack lvm fs nfs"], []),
+    ("resource-sets", "cibadmin-sets", [
+        "cibadmin --create -o constraints --xml-text '<rsc_order id=\"o\" kind=\"Mandatory\">"
+        "<resource_set id=\"o-s\"><resource_ref id=\"lvm\"/><resource_ref id=\"fs\"/>"
+        "<resource_ref id=\"nfs\"/></resource_set></rsc_order>'",
+        "cibadmin --create -o constraints --xml-text '<rsc_colocation id=\"c\" score=\"INFINITY\">"
+        "<resource_set id=\"c-s\"><resource_ref id=\"lvm\"/><resource_ref id=\"fs\"/>"
+        "<resource_ref id=\"nfs\"/></resource_set></rsc_colocation>'"], []),
+    ("resource-sets", "pcs-set-options", ["pcs constraint order set lvm fs nfs action=start",
+                                          "pcs constraint colocation set lvm fs nfs setoptions score=INFINITY"], []),
+    # resource-sets: near misses
+    ("resource-sets", "order-not-sequential", ["pcs constraint order set lvm fs nfs sequential=false",
+                                               "pcs constraint colocation set lvm fs nfs"],
+     ["fs-after-lvm", "nfs-after-fs"]),
+    ("resource-sets", "order-optional", ["crm configure order o Optional: lvm fs nfs"],
+     ["fs-after-lvm", "nfs-after-fs", "fs-with-lvm", "nfs-with-fs"]),
+    ("resource-sets", "order-reversed", ["pcs constraint order set nfs fs lvm",
+                                         "pcs constraint colocation set lvm fs nfs"],
+     ["fs-after-lvm", "nfs-after-fs"]),
+    ("resource-sets", "colocation-finite", ["pcs constraint order set lvm fs nfs",
+                                            "pcs constraint colocation set lvm fs nfs setoptions score=100"],
+     ["fs-with-lvm", "nfs-with-fs"]),
+    ("resource-sets", "colocation-not-sequential", ["crm configure order o Mandatory: lvm fs nfs",
+                                                    "echo 'colocation c inf: ( lvm fs nfs )' | crm configure load "
+                                                    "update -"],
+     ["fs-with-lvm", "nfs-with-fs"]),
+    ("resource-sets", "two-of-three", ["pcs constraint order set lvm fs", "pcs constraint colocation set lvm fs"],
+     ["nfs-after-fs", "nfs-with-fs"]),
+    ("resource-sets", "order-only", ["pcs constraint order set lvm fs nfs"], ["fs-with-lvm", "nfs-with-fs"]),
+    # resource-class-lsb (the start's `on all:` script is a node-level command, skipped on a file)
+    ("resource-class-lsb", "service-class", ["pcs resource create legacy service:labd op monitor interval=60s --force"],
+     []),
+    ("resource-class-lsb", "cibadmin", [
+        "cibadmin --create -o resources --xml-text '<primitive id=\"legacy\" class=\"lsb\" type=\"labd\">"
+        "<operations><op id=\"legacy-mon\" name=\"monitor\" interval=\"20s\"/></operations></primitive>'"], []),
+    ("resource-class-lsb", "systemd-class", ["pcs resource create legacy systemd:labd op monitor interval=30s --force"],
+     ["class"]),
+    ("resource-class-lsb", "ocf-dummy", ["pcs resource create legacy ocf:pacemaker:Dummy op monitor interval=30s"],
+     ["class"]),
+    ("resource-class-lsb", "other-script", ["pcs resource create legacy lsb:labd2 op monitor interval=30s --force"],
+     ["class"]),
+    ("resource-class-lsb", "other-id", ["pcs resource create Legacy lsb:labd op monitor interval=30s --force"],
+     ["class", "running", "monitor"]),
+    ("resource-class-lsb", "no-monitor", ["crm -F configure primitive legacy lsb:labd"], ["monitor"]),
+    ("resource-class-lsb", "disabled", ["pcs resource create legacy lsb:labd op monitor interval=30s --force "
+                                        "--disabled"], ["running"]),
 ]
 
 
@@ -169,6 +223,16 @@ def test_reference_solution_is_green(bases: Bases, tmp_path: Path, exercise_id: 
                          [pytest.param(e, c, f, id=f"{e}:{i}") for e, i, c, f in CASES])
 def test_form(bases: Bases, tmp_path: Path, exercise_id: str, commands: list[str], must_fail: list[str]) -> None:
     assert sorted(outcome(bases, tmp_path, exercise_id, commands)) == sorted(must_fail)
+
+
+@pytest.mark.xfail(strict=True, reason="starts_after (checks/constraints.py) tells a mandatory order from an "
+                   "optional one by banning or moving `first`; an INFINITY colocation then stops or moves "
+                   "`then` as well, so the difference (a restart of `first` in place restarts `then` only "
+                   "when mandatory) is not tried: this optional order set passes")
+def test_optional_order_set_with_colocation_set_is_a_near_miss(bases: Bases, tmp_path: Path) -> None:
+    failed = outcome(bases, tmp_path, "resource-sets", ["crm configure order o Optional: lvm fs nfs",
+                                                       "crm configure colocation c inf: lvm fs nfs"])
+    assert sorted(failed) == ["fs-after-lvm", "nfs-after-fs"]
 
 
 def test_every_new_exercise_has_near_misses_and_alternatives() -> None:
