@@ -24,6 +24,8 @@ from lab.transport.base import Runner
 # (every process it started killed, its temporary copies removed) a few seconds earlier,
 # and each section's command earlier still, so that one hung tool costs only its section.
 GATHER_TIMEOUT = 60.0
+# Where question exercises have the student write answer files (the `answers` section reads them).
+ANSWERS_DIR = "/root/answers"
 
 
 def script_bounds(timeout: float) -> tuple[int, int]:
@@ -42,15 +44,16 @@ def section_lines(sections: frozenset[str] | None,
 
 
 def gather_script(sections: frozenset[str] | None, extra_commands: Mapping[str, str] | None = None,
-                  *, section_timeout: int = 50) -> str:
+                  *, section_timeout: int = 50, answers_dir: str = ANSWERS_DIR) -> str:
     """The whole script a node runs (on stdin) for these sections."""
-    return (scripts.render("gather/gather.sh", BLOCKS=MAX_INPUT_BYTES // 512, SECTION_TIMEOUT=section_timeout)
+    return (scripts.render("gather/gather.sh", BLOCKS=MAX_INPUT_BYTES // 512, SECTION_TIMEOUT=section_timeout,
+                           ANSWERS_DIR=answers_dir)
             + section_lines(sections, extra_commands) + "report\n")
 
 
 def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
                 sections: frozenset[str] | None = None, *,
-                timeout: float = GATHER_TIMEOUT) -> NodeFacts:
+                timeout: float = GATHER_TIMEOUT, answers_dir: str = ANSWERS_DIR) -> NodeFacts:
     """Gather one node's facts in one command; an unreachable node becomes an error fact.
 
     Only the sections the checks read are gathered: under software emulation every
@@ -58,7 +61,7 @@ def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
     answers, the result is this node's facts or this node's error, never an exception.
     """
     try:
-        return _gather_node(runner, extra_commands, sections, timeout)
+        return _gather_node(runner, extra_commands, sections, timeout, answers_dir)
     except LabError as exc:
         return NodeFacts(name=runner.name, error=one_line(str(exc), 500))
     except Exception as exc:  # an answer nobody foresaw: this node's failure, not everyone's
@@ -67,9 +70,9 @@ def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
 
 
 def _gather_node(runner: Runner, extra_commands: Mapping[str, str] | None,
-                 sections: frozenset[str] | None, timeout: float) -> NodeFacts:
+                 sections: frozenset[str] | None, timeout: float, answers_dir: str) -> NodeFacts:
     whole, section = script_bounds(timeout)
-    script = gather_script(sections, extra_commands, section_timeout=section)
+    script = gather_script(sections, extra_commands, section_timeout=section, answers_dir=answers_dir)
     wrapper = scripts.render("gather/as_root.sh", WHOLE=whole)
     names = " ".join(s.name for s in wanted(sections))
     result = runner.run(["sh", "-c", wrapper], timeout=timeout, input_text=script,

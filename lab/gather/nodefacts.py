@@ -24,6 +24,19 @@ class SbdInfo:
 
 
 @dataclass(frozen=True)
+class FenceEvent:
+    """One entry of the fencer's history (`stonith_admin --history '*' --output-as=xml`)."""
+
+    action: str  # reboot, off, on
+    target: str
+    status: str  # success, failed, pending
+    origin: str  # the node that asked
+    delegate: str  # the node that executed it
+    client: str  # e.g. stonith_admin.1234, pacemaker-controld.567
+    completed: str  # pacemaker's own timestamp text ("" while pending)
+
+
+@dataclass(frozen=True)
 class NodeFacts:
     """What one node says about itself and the cluster; error is set when unreachable.
 
@@ -45,6 +58,9 @@ class NodeFacts:
     shadows: Mapping[str, Cib | None] = field(default_factory=dict)
     fence_targets: Mapping[str, str] = field(default_factory=dict)  # node -> stonith_admin --list
     sbd: SbdInfo | None = None
+    # answer file (/root/answers/NAME) -> key -> every value given for it (question exercises)
+    answers: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    fence_history: tuple[FenceEvent, ...] | None = None  # None: the fencer gave no answer
     extra: Mapping[str, CommandResult] = field(default_factory=dict)
     # section -> why its facts are missing: a tool's error, a timeout, a value that did not
     # parse. The node still counts for every other section.

@@ -5,17 +5,21 @@ trusted: a value no tool prints raises (InputError or another exception), and th
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
+import re
 from pathlib import Path
 
 from lab.core.cib import Cib, cib_from_element
 from lab.core.errors import InputError, LabError
 from lab.core.status import Status, result_error, status_from_element
 from lab.core.xmlsafe import loads_untrusted_json, one_line, parse_untrusted, read_untrusted_file
-from lab.gather.nodefacts import SbdInfo
+from lab.gather.nodefacts import FenceEvent, SbdInfo
 from lab.transport.runner import CommandResult
 
 SERVICES = ("corosync", "pacemaker", "pcsd")
+ANSWER_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+MAX_ANSWER_LINES = 64  # an answer file holds a few key=value lines; more is not an answer
 TIMED_OUT = (124, 137)  # `timeout`'s status, and 128 + SIGKILL when the command ignored SIGTERM
 
 
@@ -164,3 +168,54 @@ def status_from_crm_mon(result: CommandResult, where: str) -> Status:
     except Exception as exc:
         raise InputError(f"crm_mon output of {where} cannot be read: {type(exc).__name__}: "
                          f"{one_line(str(exc), 200)}") from None
+
+
+def answer_pairs(text: str) -> dict[str, tuple[str, ...]]:
+    """An answer file's `key=value` lines (also `key: value`, any case, spaces, quotes, CRLF,
+    # comments) as key -> every value given; a line without a separator is no answer."""
+    pairs: dict[str, list[str]] = {}
+    for line in text.lstrip("\ufeff").splitlines()[:MAX_ANSWER_LINES]:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cut = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
+        if cut < 0:
+            continue
+        key, value = line[:cut].strip().lower(), line[cut + 1:].strip().strip("\"'").strip()
+        if key:
+            pairs.setdefault(key, []).append(value)
+    return {key: tuple(values) for key, values in pairs.items()}
+
+
+def parse_answers(text: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The `answers` gather section: one line per answer file, its name then its base64."""
+    found: dict[str, dict[str, tuple[str, ...]]] = {}
+    for line in text.splitlines():
+        name, _, payload = line.partition(" ")
+        if not ANSWER_FILE.match(name):
+            continue
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        found[name] = answer_pairs(data.decode("utf-8", errors="replace"))
+    return found
+
+
+def parse_fence_history(result: CommandResult | None) -> tuple[FenceEvent, ...] | None:
+    """`stonith_admin --history '*' --output-as=xml`: every fence_event; None when the fencer
+    gave no answer (not running, or an error result)."""
+    if result is None or not result.ok or not result.stdout.strip().startswith("<"):
+        return None
+    root = parse_untrusted(result.stdout, "stonith_admin --history output")
+    if result_error(root) is not None:
+        return None
+    history = root.find("fence_history")
+    if history is not None and history.get("status") not in (None, "0"):
+        return None  # the fencer could not give its history (its own exit code)
+    # An empty history prints no list at all: no <fence_history>, still an answer.
+    return tuple(FenceEvent(action=e.get("action", ""), target=e.get("target", ""),
+                            status=e.get("status", ""), origin=e.get("origin", ""),
+                            delegate=e.get("delegate", ""), client=e.get("client", ""),
+                            completed=e.get("completed", ""))
+                 for e in root.iter("fence_event"))

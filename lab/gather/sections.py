@@ -148,6 +148,10 @@ SHADOWS = section("shadows", "shadow_cibs", "shadows",
 FENCE_TARGETS = section("fence_targets", "fence_targets", "fence_targets",
                         lambda a: parsers.parse_fence_targets(a.out("fence_targets") or ""), empty={})
 SBD = section("sbd", "sbd_facts", "sbd", lambda a: parsers.parse_sbd(a.out("sbd") or ""))
+ANSWERS = section("answers", "answer_files", "answers",
+                  lambda a: parsers.parse_answers(a.out("answers") or ""), empty={})
+FENCE_HISTORY = section("fence_history", "stonith_admin --history '*' --output-as=xml --timeout 20",
+                        "fence_history", lambda a: parsers.parse_fence_history(a.result("fence_history")))
 CIB_SECTIONS = frozenset({CIB.name, CRM_MON.name})  # what every check that needs the CIB reads
 
 

@@ -6,7 +6,7 @@
 # file size limit (ulimit -f, 512-byte blocks), the whole script by the `timeout` of as_root.sh;
 # however it ends (done, timed out, the connection closed under it) the trap removes the
 # temporary directory (root-only copies of the CIB) and stops every process it started.
-: "${BLOCKS:?}" "${SECTION_TIMEOUT:?}"
+: "${BLOCKS:?}" "${SECTION_TIMEOUT:?}" "${ANSWERS_DIR:?}"
 
 d=$(mktemp -d) || exit 1
 names=""
@@ -24,7 +24,7 @@ command -v timeout >/dev/null 2>&1 || timeout() { shift 4; "$@"; }
 bounded() {  # runs in the section's subshell: the limits stay there
   ulimit -c 0; ulimit -f "$BLOCKS"
   case $1 in
-    fence_targets|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
+    answer_files|fence_targets|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
     *) timeout --foreground -k 2 "$SECTION_TIMEOUT" "$@" ;;
   esac
 }
@@ -48,6 +48,17 @@ shadow_cibs() {  # one line per crm_shadow copy: its name, then its base64 on th
     printf "%s " "${_file##*/shadow.}"
     timeout --foreground -k 2 "$SECTION_TIMEOUT" base64 "$_file" | tr -d "\n"; echo
   done
+}
+answer_files() {  # one line per answer file (regular, at most 32): its name, the base64 of its first 4 KiB
+  _count=0
+  for _file in "$ANSWERS_DIR"/*; do
+    if [ -f "$_file" ] && [ ! -L "$_file" ] && [ "$_count" -lt 32 ]; then
+      _count=$((_count + 1))
+      printf "%s " "${_file##*/}"
+      head -c 4096 "$_file" | base64 | tr -d "\n"; echo
+    fi
+  done
+  return 0
 }
 report() {  # called after the sec lines: every section's answer, in order
   wait

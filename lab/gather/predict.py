@@ -1,0 +1,47 @@
+"""The scheduler's own prediction for "what if NODE fails": `crm_simulate --node-fail` on a copy.
+
+A question exercise (crm-simulate-predict) asks the student what pacemaker would do; the grader
+asks pacemaker the same question about the same CIB (the live one, with its status), so the
+reference answer is never a re-implementation. Nothing here touches a live cluster: the input
+is a temporary file, the tool runs through lab.transport.runner.run_local with a timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+from lab.core.status import Status, status_from_element
+from lab.core.xmlsafe import parse_untrusted
+from lab.gather.pacemaker import TIMEOUT, PacemakerError
+from lab.transport.runner import run_local
+
+
+@functools.lru_cache(maxsize=64)
+def after_node_fail(cib_xml: str, node: str) -> Status:
+    """The revised cluster status crm_simulate prints when NODE fails (as the student runs
+    `crm_simulate -L --node-fail NODE -S`, on this CIB instead of the live one)."""
+    with tempfile.TemporaryDirectory(prefix="lab-predict-") as folder:
+        path = Path(folder, "cib.xml")
+        path.write_text(cib_xml, encoding="utf-8")
+        argv = ["crm_simulate", "--xml-file", str(path), "--node-fail", node, "--simulate",
+                "--output-as=xml"]
+        result = run_local(argv, env={"CIB_file": "", "CIB_shadow": ""}, timeout=TIMEOUT,
+                           label=f"predict: {node} fails")
+    if not result.ok:
+        raise PacemakerError(f"crm_simulate --node-fail {node} failed (exit {result.returncode}): "
+                             f"{result.tail(3)}")
+    root = parse_untrusted(result.stdout, "crm_simulate output")
+    revised = root.find("revised_cluster_status")
+    if revised is None:
+        raise PacemakerError("crm_simulate printed no revised cluster status")
+    view = Element("pacemaker-result")
+    view.extend(list(revised))
+    return status_from_element(view)
+
+
+def placement_after_fail(cib_xml: str, node: str, rsc_id: str) -> frozenset[str]:
+    """Where RSC_ID runs once the scheduler has reacted to NODE failing (empty: stopped)."""
+    return frozenset(after_node_fail(cib_xml, node).running_nodes(rsc_id))

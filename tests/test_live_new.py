@@ -1,0 +1,423 @@
+"""The new live checks (checks/membership.py) judged offline on the tools' own output.
+
+Run here for real: pcs writes corosync.conf (`pcs cluster setup` / `pcs quorum update` with
+--corosync_conf), pacemaker's crm_mon reads CIBs made by pcs and crm_simulate, crm_simulate
+answers the what-if of crm-simulate-predict, and the gather script itself reads answer files.
+corosync and the fencer cannot run here (no daemons in tests): their texts follow the tools'
+exact formats (corosync-cmapctl and corosync-quorumtool -s as a corosync 3 cluster prints
+them, stonith_admin --history --output-as=xml as pacemaker's lib/fencing/st_output.c writes it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from checks import REGISTRY
+from checks.membership import (
+    answer_names_dc,
+    answer_names_location,
+    answer_predicts_failover,
+    cmap_members,
+    corosync_members,
+    corosync_nodelist,
+    fenced_by_hand,
+    pacemaker_node_list,
+    quorate_without,
+    quorum_flag_absent,
+)
+from lab.engine.exercises import load
+from lab.engine.grading import sections_for
+from lab.engine.offline import OfflineCluster
+from lab.gather import parsers
+from lab.gather import sections as sec
+from lab.gather.facts import Facts, NodeFacts, facts_from_cib_file, gather_node, node_facts_from_sections
+from lab.transport.local import LocalRunner
+from lab.transport.runner import CommandResult
+
+pytestmark = pytest.mark.skipif(shutil.which("pcs") is None or shutil.which("crm_simulate") is None,
+                                reason="needs pcs and pacemaker-cli-utils")
+
+_CONFS = itertools.count()
+ADDRS = {"node1": "192.0.2.11", "node2": "192.0.2.12", "node3": "192.0.2.13"}
+
+
+# --- the tools' texts ---------------------------------------------------------------------------
+
+def pcs_conf(tmp_path: Path, nodes: list[str], *updates: str) -> str:
+    """corosync.conf as `pcs cluster setup` writes it for NODES, then changed by pcs itself."""
+    path = tmp_path / f"corosync-{next(_CONFS)}.conf"
+    words = [w for n in nodes for w in (n, f"addr={ADDRS[n]}")]
+    subprocess.run(["pcs", "cluster", "setup", "my_cluster", *words, "--corosync_conf", str(path),
+                    "--no-cluster-uuid"], check=True, capture_output=True)
+    for update in updates:
+        subprocess.run(["pcs", *update.split(), "--corosync_conf", str(path)], check=True, capture_output=True)
+    return path.read_text()
+
+
+def cmap_dump(listed: list[str], joined: list[str], *, two_node: int, this: str, left: list[str] = ()) -> str:
+    """`corosync-cmapctl` of a running corosync 3 (knet) whose loaded nodelist is LISTED and whose
+    members are JOINED (LEFT: members that left); the nodeid of nodeN is N, as pcs numbers them."""
+    lines = []
+    for index, name in enumerate(listed):
+        nodeid = name.removeprefix("node")
+        lines += [f"nodelist.node.{index}.name (str) = {name}",
+                  f"nodelist.node.{index}.nodeid (u32) = {nodeid}",
+                  f"nodelist.node.{index}.ring0_addr (str) = {ADDRS[name]}"]
+    lines += ["quorum.provider (str) = corosync_votequorum"]
+    if two_node:
+        lines.append("quorum.two_node (str) = 1")
+    for name, status in [*((n, "joined") for n in joined), *((n, "left") for n in left)]:
+        nodeid = name.removeprefix("node")
+        lines += [f"runtime.members.{nodeid}.config_version (u64) = 0",
+                  f"runtime.members.{nodeid}.ip (str) = r(0) ip({ADDRS[name]}) ",
+                  f"runtime.members.{nodeid}.join_count (u32) = 1",
+                  f"runtime.members.{nodeid}.status (str) = {status}"]
+    lines += [f"runtime.votequorum.this_node_id (u32) = {this.removeprefix('node')}",
+              f"runtime.votequorum.two_node (u8) = {two_node}",
+              "runtime.votequorum.wait_for_all_status (u8) = 0",
+              "totem.cluster_name (str) = my_cluster", "totem.transport (str) = knet"]
+    return "\n".join(sorted(lines)) + "\n"
+
+
+def quorumtool(members: list[str], flags: str, *, this: str, quorate: bool = True) -> str:
+    """`corosync-quorumtool -s` as corosync 3 prints it."""
+    rows = "\n".join(f"         {n.removeprefix('node')}          1 {n}{' (local)' if n == this else ''}"
+                     for n in members)
+    return (f"Quorum information\n------------------\nDate:             Tue Dec  1 16:00:00 2026\n"
+            f"Quorum provider:  corosync_votequorum\nNodes:            {len(members)}\n"
+            f"Node ID:          {this.removeprefix('node')}\nRing ID:          1.306\n"
+            f"Quorate:          {'Yes' if quorate else 'No'}\n\nVotequorum information\n"
+            f"----------------------\nExpected votes:   {len(members)}\nHighest expected: {len(members)}\n"
+            f"Total votes:      {len(members)}\nQuorum:           1\nFlags:            {flags}\n\n"
+            f"Membership information\n----------------------\n    Nodeid      Votes Name\n{rows}\n")
+
+
+def fence_history(*events: dict[str, str]) -> str:
+    """`stonith_admin --history '*' --output-as=xml` (no events: no list at all, as pacemaker prints it)."""
+    body = "".join("    <fence_event " + " ".join(f'{k}="{v}"' for k, v in e.items()) + "/>\n" for e in events)
+    listing = f"  <fence_history>\n{body}  </fence_history>\n" if events else ""
+    return (f'<pacemaker-result api-version="2.25" request="stonith_admin --history * --output-as=xml">\n'
+            f'{listing}  <status code="0" message="OK"/>\n</pacemaker-result>\n')
+
+
+def node(name: str, **texts: str | CommandResult) -> NodeFacts:
+    """One node's facts from section answers, through the real section parsers."""
+    answers = {"hostname": CommandResult("uname -n", 0, name + "\n", "")}
+    for key, text in texts.items():
+        answers[key] = text if isinstance(text, CommandResult) else CommandResult(key, 0, text, "")
+    return node_facts_from_sections(name, answers)
+
+
+def facts(nodes: list[NodeFacts], expected: list[str], cluster: Facts | None = None) -> Facts:
+    return Facts(live=True, expected_nodes=tuple(expected), cib=cluster.cib if cluster else None,
+                 cib_xml=cluster.cib_xml if cluster else None, status=cluster.status if cluster else None,
+                 nodes={n.name: n for n in nodes}, source="test")
+
+
+# --- two-node-quorum ----------------------------------------------------------------------------
+
+def test_two_node_quorum_checks(tmp_path: Path) -> None:
+    two = ["node1", "node2"]
+    cmap = {n: cmap_dump(two, two, two_node=1, this=n) for n in two}
+
+    def state(flags: str, conf: str) -> Facts:
+        return facts([node(n, quorum=quorumtool(two, flags, this=n), cmap=cmap[n], corosync_conf=conf)
+                      for n in two], two)
+
+    done = state("2Node Quorate", pcs_conf(tmp_path, two, "quorum update wait_for_all=0"))
+    start = state("2Node Quorate WaitForAll", pcs_conf(tmp_path, two))
+    exercise = load("two-node-quorum")
+    verdicts = {c.id: REGISTRY[c.check].function(done, **c.params) for c in exercise.checks
+                if c.check not in ("all_nodes_online", "partition_quorate")}
+    assert all(v.passed for v in verdicts.values()), verdicts
+    assert quorum_flag_absent(start, flag="WaitForAll").passed is False
+    by_id = {c.id: c for c in exercise.checks}
+    wfa = by_id["conf-wait-for-all"]
+    assert REGISTRY[wfa.check].function(start, **wfa.params).passed is False  # implicit: not 0
+    # Near misses: wait_for_all: 0 in the file but corosync not restarted; two_node deleted instead.
+    stale = state("2Node Quorate WaitForAll", pcs_conf(tmp_path, two, "quorum update wait_for_all=0"))
+    assert quorum_flag_absent(stale, flag="WaitForAll").passed is False
+    no_two = pcs_conf(tmp_path, two).replace("two_node: 1\n", "")  # deleted by hand
+    two_node = by_id["conf-two-node"]
+    assert REGISTRY[two_node.check].function(state("Quorate", no_two), **two_node.params).passed is False
+    runtime = by_id["runtime-two-node"]
+    plain = facts([node(n, cmap=cmap_dump(two, two, two_node=0, this=n)) for n in two], two)
+    assert REGISTRY[runtime.check].function(plain, **runtime.params).passed is False
+    # A node whose corosync does not answer is no node with the flag off.
+    down = facts([node("node1", quorum=quorumtool(two, "2Node Quorate", this="node1")),
+                  node("node2", quorum=CommandResult("q", 1, "Cannot initialize QUORUM service\n", ""))], two)
+    verdict = quorum_flag_absent(down, flag="WaitForAll")
+    assert verdict.passed is False and "node2" in verdict.message
+
+
+# --- node-add / node-remove ---------------------------------------------------------------------
+
+def test_cmap_members_by_name() -> None:
+    text = cmap_dump(["node1", "node2"], ["node1", "node2"], two_node=0, this="node1", left=["node3"])
+    assert cmap_members(parsers.parse_cmap(text)) == {"node1", "node2"}
+    # A member the loaded nodelist does not name (the others did not reload) is shown by nodeid.
+    text = cmap_dump(["node1", "node2"], ["node1", "node2", "node3"], two_node=0, this="node1")
+    assert cmap_members(parsers.parse_cmap(text)) == {"node1", "node2", "nodeid 3"}
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Facts]:
+    """Pacemaker's view (crm_mon on CIBs made by pcs) of a 3-node cluster, and of the two that
+    are left when node3 was removed (crm_node --remove: gone from nodes and status) or only stopped."""
+    tmp = tmp_path_factory.mktemp("three")
+    whole = OfflineCluster.empty(tmp / "whole.xml", nodes=("node1", "node2", "node3"))
+    whole.simulate()
+    whole.path.write_text(whole.path.read_text().replace("<cib ", '<cib dc-uuid="node1" ', 1))
+    views = {"whole": facts_from_cib_file(whole.path)}
+    removed = tmp / "removed.xml"
+    shutil.copy(whole.path, removed)
+    for xpath in ("//nodes/node[@uname='node3']", "//status/node_state[@uname='node3']"):
+        subprocess.run(["cibadmin", "--delete-all", "--xpath", xpath, "--force"], check=True,
+                       capture_output=True, env={"CIB_file": str(removed), "PATH": "/usr/sbin:/usr/bin:/bin"})
+    views["removed"] = facts_from_cib_file(removed)
+    stopped = tmp / "stopped.xml"
+    subprocess.run(["crm_simulate", "-x", str(whole.path), "--node-down", "node3", "-S", "-O", str(stopped)],
+                   check=True, capture_output=True)
+    views["stopped"] = facts_from_cib_file(stopped)
+    return views
+
+
+def _cluster(tmp_path: Path, members: list[str], *, on: list[str], conf_nodes: list[str],
+             view: Facts, node3: dict[str, str] | None = None,
+             expected: tuple[str, ...] = ("node1", "node2", "node3")) -> Facts:
+    """The lab's nodes ON running corosync with MEMBERS and a corosync.conf of CONF_NODES."""
+    conf = pcs_conf(tmp_path, conf_nodes)
+    listed = conf_nodes
+    nodes = [node(n, corosync_conf=conf, cmap=cmap_dump(listed, members, two_node=int(len(listed) == 2), this=n),
+                  quorum=quorumtool(members, "Quorate", this=n)) for n in on]
+    if node3 is not None:
+        nodes.append(node("node3", **node3))
+    built = facts(nodes, list(expected), view)
+    return Facts(live=True, expected_nodes=built.expected_nodes, cib=built.cib, cib_xml=built.cib_xml,
+                 status=view.status, nodes={n.name: _with_status(n, view) for n in nodes}, source="test")
+
+
+def _with_status(one: NodeFacts, view: Facts) -> NodeFacts:
+    """A node that answers crm_mon sees the cluster view (a removed node's pacemaker is down)."""
+    return one if one.corosync_conf is None else replace(one, status=view.status)
+
+
+def test_node_add_checks(tmp_path: Path, three: dict[str, Facts]) -> None:
+    all3 = ["node1", "node2", "node3"]
+    added = _cluster(tmp_path, all3, on=all3, conf_nodes=all3, view=three["whole"])
+    for check in load("node-add").checks:
+        verdict = REGISTRY[check.check].function(added, **check.params)
+        assert verdict.passed, (check.id, verdict.message)
+    # The start state: node3 out of the cluster (no corosync, no corosync.conf) and unknown to pacemaker.
+    start = _cluster(tmp_path, ["node1", "node2"], on=["node1", "node2"], conf_nodes=["node1", "node2"],
+                     view=three["removed"], node3={})
+    assert corosync_nodelist(start, node="node3").passed is False
+    assert corosync_members(start, node="node3").passed is False
+    assert pacemaker_node_list(start, node="node3").passed is False
+    # Near miss: corosync.conf edited everywhere, but node3 never started (not a member, pacemaker offline).
+    unstarted = _cluster(tmp_path, ["node1", "node2"], on=["node1", "node2"], conf_nodes=all3,
+                         view=three["stopped"], node3={"corosync_conf": pcs_conf(tmp_path, all3)})
+    assert corosync_nodelist(unstarted, node="node3").passed
+    verdict = corosync_members(unstarted, node="node3")
+    assert verdict.passed is False and "node3" in verdict.message
+    assert pacemaker_node_list(unstarted, node="node3").passed is False
+    # Near miss: corosync.conf not copied to node2.
+    half = _cluster(tmp_path, all3, on=all3, conf_nodes=all3, view=three["whole"])
+    conf2 = pcs_conf(tmp_path, ["node1", "node2"])
+    nodes = dict(half.nodes)
+    nodes["node2"] = replace(nodes["node2"], corosync_conf=node("x", corosync_conf=conf2).corosync_conf)
+    verdict = corosync_nodelist(replace(half, nodes=nodes), node="node3")
+    assert verdict.passed is False and verdict.message.startswith("node2:")
+
+
+def test_node_remove_checks(tmp_path: Path, three: dict[str, Facts]) -> None:
+    two = ["node1", "node2"]
+    removed = _cluster(tmp_path, two, on=two, conf_nodes=two, view=three["removed"], node3={})
+    for check in load("node-remove").checks:
+        verdict = REGISTRY[check.check].function(removed, **check.params)
+        assert verdict.passed, (check.id, verdict.message)
+    all3 = ["node1", "node2", "node3"]
+    start = _cluster(tmp_path, all3, on=all3, conf_nodes=all3, view=three["whole"])
+    for check in load("node-remove").checks:
+        if check.check != "quorate_without":
+            assert REGISTRY[check.check].function(start, **check.params).passed is False, check.id
+    # Near miss: node3 only stopped: still in corosync.conf and pacemaker's list (offline).
+    stopped = _cluster(tmp_path, two, on=two, conf_nodes=all3, view=three["stopped"], node3={})
+    assert corosync_nodelist(stopped, node="node3", member=False).passed is False
+    verdict = pacemaker_node_list(stopped, node="node3", member=False)
+    assert verdict.passed is False and "offline" in verdict.message
+    # Near miss: removed from the others, but node3 still runs a corosync of its own.
+    alone = _cluster(tmp_path, two, on=two, conf_nodes=two, view=three["removed"],
+                     node3={"cmap": cmap_dump(all3, ["node3"], two_node=0, this="node3")})
+    verdict = corosync_members(alone, node="node3", member=False)
+    assert verdict.passed is False and "still runs corosync" in verdict.message
+    # The remaining two must be quorate: a partition that lost quorum fails.
+    lost = facts([node(n, quorum=quorumtool(two, "", this=n, quorate=False)) for n in two] + [node("node3")],
+                 all3, three["removed"])
+    assert quorate_without(lost, node="node3").passed is False
+
+
+# --- answer files: cluster-architecture, crm-simulate-predict -----------------------------------
+
+def gathered_answers(tmp_path: Path, files: dict[str, str]) -> NodeFacts:
+    """The real gather script reading an answers folder on this host (the `answers` section)."""
+    folder = tmp_path / "answers"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_bytes(text.encode())
+    runner = LocalRunner("node1", env={})
+    return gather_node(runner, sections=frozenset({"answers"}), timeout=30, answers_dir=str(folder))
+
+
+def test_the_gather_reads_answer_files_bounded(tmp_path: Path) -> None:
+    big = "dc=node1\n" + "# padding\n" * 2000 + "web=node2\n"  # beyond the first 4 KiB: not read
+    one = gathered_answers(tmp_path, {"architecture.txt": "\ufeffDC = Node2\r\nweb: 'node1'\r\n# web=node9\n",
+                                      "big.txt": big, "bad name.txt": "dc=node1\n"})
+    assert one.error is None, one.error
+    assert one.answers["architecture.txt"] == {"dc": ("Node2",), "web": ("node1",)}
+    assert one.answers["big.txt"] == {"dc": ("node1",)}
+    assert "bad name.txt" not in one.answers  # a name no task gives is never read as an answer
+    (tmp_path / "answers" / "link.txt").symlink_to(tmp_path / "answers" / "architecture.txt")
+    again = gathered_answers(tmp_path, {})
+    assert "link.txt" not in again.answers and "architecture.txt" in again.answers
+    # the section script itself: a file the student cannot write is no reason to fail
+    assert sec.ANSWERS.name in sections_for(load("cluster-architecture"))
+
+
+@pytest.fixture(scope="module")
+def architecture(tmp_path_factory: pytest.TempPathFactory) -> Facts:
+    """exercise cluster-architecture's start state on pcs and crm_simulate, node2 as the DC."""
+    tmp = tmp_path_factory.mktemp("arch")
+    cluster = OfflineCluster.empty(tmp / "cib.xml")
+    cluster.run_all([c for c in load("cluster-architecture").start.commands if not c.startswith("crm_resource")])
+    cluster.simulate()
+    text = cluster.path.read_text().replace("<cib ", '<cib dc-uuid="node2" ', 1)
+    cluster.path.write_text(text)
+    return facts_from_cib_file(cluster.path)
+
+
+def _answered(view: Facts, text: str, *, file: str, tmp_path: Path) -> Facts:
+    return facts([gathered_answers(tmp_path, {file: text}), node("node2")], ["node1", "node2"], view)
+
+
+@pytest.mark.parametrize(("text", "dc", "web"), [
+    ("dc=node2\nweb=node2\n", True, True),
+    ("  DC = node2 \n web:node2\n", True, True),  # spaces, case, another separator
+    ("dc=node1\nweb=node2\n", False, True),  # wrong node
+    ("dc=node2\ndc=node1\nweb=node2\n", False, True),  # two answers: not one
+    ("web=node2\n", False, True),  # no dc line
+    ("dc=node2 (DC)\nweb=node1\n", False, False),  # not a node name; web is on node2
+])
+def test_architecture_answers(architecture: Facts, tmp_path: Path, text: str, dc: bool, web: bool) -> None:
+    assert architecture.status.dc == "node2"
+    assert architecture.status.running_nodes("web") == ["node2"]  # prefers the last node
+    judged = _answered(architecture, text, file="architecture.txt", tmp_path=tmp_path)
+    assert answer_names_dc(judged, file="architecture.txt").passed is dc
+    assert answer_names_location(judged, file="architecture.txt", key="web", resource="web").passed is web
+
+
+def test_no_answer_file_fails_and_copies_must_agree(architecture: Facts, tmp_path: Path) -> None:
+    nothing = facts([node("node1"), node("node2")], ["node1", "node2"], architecture)
+    verdict = answer_names_dc(nothing, file="architecture.txt")
+    assert verdict.passed is False and "/root/answers/architecture.txt" in verdict.message
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = gathered_answers(tmp_path / "a", {"architecture.txt": "dc=node2\n"})
+    second = replace(gathered_answers(tmp_path / "b", {"architecture.txt": "dc=node1\n"}), name="node2")
+    verdict = answer_names_dc(facts([first, second], ["node1", "node2"], architecture), file="architecture.txt")
+    assert verdict.passed is False and "more than once" in verdict.message
+    same = replace(gathered_answers(tmp_path / "b", {"architecture.txt": "dc = node2\n"}), name="node2")
+    assert answer_names_dc(facts([first, same], ["node1", "node2"], architecture), file="architecture.txt").passed
+
+
+@pytest.fixture(scope="module")
+def predict_state(tmp_path_factory: pytest.TempPathFactory) -> Facts:
+    """exercise crm-simulate-predict's start state, made by pcs and settled by crm_simulate."""
+    tmp = tmp_path_factory.mktemp("predict")
+    cluster = OfflineCluster.empty(tmp / "cib.xml")
+    cluster.run_all([c for c in load("crm-simulate-predict").start.commands if not c.startswith("crm_resource")])
+    cluster.simulate()
+    return facts_from_cib_file(cluster.path)
+
+
+@pytest.mark.parametrize(("text", "web", "batch"), [
+    ("web=node2\nbatch=stopped\n", True, True),
+    ("web = NODE2\nbatch: Stopped\n", True, True),
+    ("web=node2\nbatch=none\n", True, True),
+    ("web=node1\nbatch=node2\n", False, False),  # where they run now, not after the failure
+    ("web=node2\nbatch=node2\n", True, False),  # batch may never run on node2
+    ("web=stopped\nbatch=stopped\n", False, True),  # web follows ip1 to node2
+])
+def test_predict_answers(predict_state: Facts, tmp_path: Path, text: str, web: bool, batch: bool) -> None:
+    assert predict_state.status.running_nodes("web") == ["node1"]
+    judged = _answered(predict_state, text, file="predict.txt", tmp_path=tmp_path)
+    assert answer_predicts_failover(judged, file="predict.txt", key="web", resource="web",
+                                    failed="node1").passed is web
+    assert answer_predicts_failover(judged, file="predict.txt", key="batch", resource="batch",
+                                    failed="node1").passed is batch
+
+
+def test_the_reference_solution_writes_what_the_scheduler_says(predict_state: Facts, tmp_path: Path) -> None:
+    """The pcs solution's pipeline, on a copy of the CIB instead of the live one (-L)."""
+    command = load("crm-simulate-predict").solution_pcs[1].replace("{node1}", "node1").replace("{{", "{") \
+        .replace("}}", "}")
+    cib = tmp_path / "cib.xml"
+    cib.write_text(predict_state.cib_xml)
+    command = command.replace("--live-check", f"--xml-file {cib}").replace("/root/answers", str(tmp_path))
+    subprocess.run(["sh", "-ec", command], check=True)
+    written = (tmp_path / "predict.txt").read_text()
+    judged = _answered(predict_state, written, file="predict.txt", tmp_path=tmp_path)
+    for check in load("crm-simulate-predict").checks:
+        verdict = REGISTRY[check.check].function(judged, **check.params)
+        assert verdict.passed, (check.id, verdict.message, written)
+
+
+def test_predicting_follows_the_cib_not_a_fixed_answer(predict_state: Facts, tmp_path: Path) -> None:
+    """Without the ban on node2, batch moves there: the same answer is now wrong."""
+    cib = tmp_path / "cib.xml"
+    cib.write_text(predict_state.cib_xml)
+    subprocess.run(["pcs", "-f", str(cib), "constraint", "delete", "location-batch-node2--INFINITY"],
+                   check=True, capture_output=True)
+    judged = _answered(facts_from_cib_file(cib), "web=node2\nbatch=stopped\n", file="predict.txt", tmp_path=tmp_path)
+    assert answer_predicts_failover(judged, file="predict.txt", key="batch", resource="batch",
+                                    failed="node1").passed is False
+
+
+# --- stonith-admin ------------------------------------------------------------------------------
+
+REBOOT = {"action": "reboot", "target": "node2", "client": "stonith_admin.4242", "origin": "node1",
+          "status": "success", "delegate": "node1", "completed": "2026-12-01 16:40:02 +00:00"}
+
+
+@pytest.mark.parametrize(("events", "passed", "said"), [
+    ([REBOOT], True, "stonith_admin.4242"),
+    ([{**REBOOT, "client": "pacemaker-controld.1234"}], False, "cluster fenced node2 itself"),
+    ([{**REBOOT, "action": "off"}], False, "with off"),
+    ([{**REBOOT, "status": "failed", "exit-reason": "timed out"}], False, "did not succeed"),
+    ([{k: v for k, v in REBOOT.items() if k not in ("completed", "delegate")} | {"status": "pending",
+      "extended-status": "1"}], False, "did not succeed"),
+    ([{**REBOOT, "target": "node1"}], False, "no action on node2"),
+    ([], False, "no action on node2"),
+])
+def test_fenced_by_hand(events: list[dict[str, str]], passed: bool, said: str) -> None:
+    nodes = [node("node1", fence_history=fence_history(*events)), node("node2")]
+    verdict = fenced_by_hand(facts(nodes, ["node1", "node2"]), target="node2")
+    assert verdict.passed is passed and said in verdict.message, verdict.message
+
+
+def test_a_fencer_that_does_not_answer_is_no_history() -> None:
+    failed = CommandResult("stonith_admin", 102, "", "Could not connect to fencer: Transport endpoint is not connected")
+    error = fence_history().replace('code="0" message="OK"', 'code="102" message="Not connected"')
+    nodes = [node("node1", fence_history=failed), node("node2", fence_history=CommandResult("s", 0, error, ""))]
+    assert all(n.fence_history is None for n in nodes)
+    verdict = fenced_by_hand(facts(nodes, ["node1", "node2"]), target="node2")
+    assert verdict.passed is False and "answered" in verdict.message
+    # one node that answers is enough (the fenced node's own history restarts empty)
+    nodes.append(node("node3", fence_history=fence_history(REBOOT)))
+    assert fenced_by_hand(facts(nodes, ["node1", "node2", "node3"]), target="node2").passed
