@@ -177,3 +177,18 @@ def test_wait_back_gives_up_at_the_deadline_and_says_so(tmp_path: Path) -> None:
     assert (after, members) == ({}, [])
     assert time.monotonic() - began < 8
     assert "node2 to come back with a new boot id: try 1 failed" in path.read_text()
+
+
+# --- the sections of question and fencing exercises (checks/membership.py) -----------------------
+
+def test_answers_and_fence_history_on_a_host_without_a_cluster(tmp_path: Path) -> None:
+    """No answers folder is no answer, not a problem; the real stonith_admin without a fencer
+    (exit 102, an error result) is no history, never an empty one."""
+    facts = gather_node(LocalRunner("node1", env={}), sections=frozenset({"answers", "fence_history"}),
+                        timeout=30, answers_dir=str(tmp_path / "none"))
+    assert facts.error is None, facts.error
+    assert dict(facts.answers) == {} and "answers" not in facts.problems
+    if shutil.which("stonith_admin"):
+        assert facts.fence_history is None
+    assert sec.ANSWERS in REGISTRY["answer_names_dc"].gathers
+    assert sec.FENCE_HISTORY in REGISTRY["fenced_by_hand"].gathers
