@@ -54,6 +54,14 @@ def cmap_members(cmap: Mapping[str, str]) -> frozenset[str]:
                      if (m := _MEMBER.match(key)) and value.strip() == "joined")
 
 
+def lab_node(facts: Facts, node: str) -> str:
+    """NODE, or the lab's first or last node for "first" / "last" (a 3-node exercise runs on
+    bigger labs too: its start state and solutions use {last_node})."""
+    if node in ("first", "last") and facts.expected_nodes:
+        return facts.expected_nodes[0 if node == "first" else -1]
+    return node
+
+
 def _cluster(facts: Facts, node: str, member: bool) -> set[str]:
     """The nodes that should form the cluster: every lab node, NODE in or out."""
     return set(facts.expected_nodes) | {node} if member else set(facts.expected_nodes) - {node}
@@ -62,8 +70,9 @@ def _cluster(facts: Facts, node: str, member: bool) -> set[str]:
 @check("corosync_members", live=True, needs_cib=False, gathers=(CMAP,))
 def corosync_members(facts: Facts, node: str, member: bool = True) -> Verdict:
     """The running corosync on every cluster node has exactly the cluster's nodes as joined
-    members (corosync-cmapctl runtime.members), NODE among them or not; a removed NODE runs no
-    corosync of its own any more."""
+    members (corosync-cmapctl runtime.members), NODE ("first"/"last": the lab's) among them or
+    not; a removed NODE runs no corosync of its own any more."""
+    node = lab_node(facts, node)
     problem = _unreachable_verdict(facts)
     if problem:
         return problem
@@ -85,6 +94,7 @@ def corosync_members(facts: Facts, node: str, member: bool = True) -> Verdict:
 @check("corosync_nodelist", live=True, needs_cib=False, gathers=(COROSYNC_CONF,))
 def corosync_nodelist(facts: Facts, node: str, member: bool = True) -> Verdict:
     """corosync.conf on every cluster node lists exactly the cluster's nodes, NODE among them or not."""
+    node = lab_node(facts, node)
     problem = _unreachable_verdict(facts)
     if problem:
         return problem
@@ -103,6 +113,7 @@ def corosync_nodelist(facts: Facts, node: str, member: bool = True) -> Verdict:
 def pacemaker_node_list(facts: Facts, node: str, member: bool = True) -> Verdict:
     """Pacemaker's node list (crm_mon: the CIB's nodes and the members): NODE is there and
     online, or gone from it altogether (crm_node --remove), not merely offline."""
+    node = lab_node(facts, node)
     if facts.status is None:
         return fail("pacemaker does not answer (crm_mon failed)")
     known = facts.status.nodes
@@ -122,6 +133,7 @@ def pacemaker_node_list(facts: Facts, node: str, member: bool = True) -> Verdict
 def quorate_without(facts: Facts, node: str) -> Verdict:
     """Every lab node but NODE (a node taken out of the cluster) has a quorate partition in
     corosync's view, and pacemaker agrees."""
+    node = lab_node(facts, node)
     problem = _unreachable_verdict(facts)
     if problem:
         return problem

@@ -27,11 +27,12 @@ from checks.membership import (
     corosync_members,
     corosync_nodelist,
     fenced_by_hand,
+    lab_node,
     pacemaker_node_list,
     quorate_without,
     quorum_flag_absent,
 )
-from lab.engine.exercises import load
+from lab.engine.exercises import command_context, load, render_command
 from lab.engine.grading import sections_for
 from lab.engine.offline import OfflineCluster
 from lab.gather import parsers
@@ -421,3 +422,18 @@ def test_a_fencer_that_does_not_answer_is_no_history() -> None:
     # one node that answers is enough (the fenced node's own history restarts empty)
     nodes.append(node("node3", fence_history=fence_history(REBOOT)))
     assert fenced_by_hand(facts(nodes, ["node1", "node2", "node3"]), target="node2").passed
+
+
+def test_the_last_node_is_the_labs_last(tmp_path: Path, three: dict[str, Facts]) -> None:
+    """node-add/node-remove name their node "last" ({last_node} in the commands): on a 4-node lab
+    node4 is the one taken out, and node3 must stay."""
+    four = ("node1", "node2", "node3", "node4")
+    assert lab_node(facts([], list(four)), "last") == "node4"
+    assert lab_node(facts([], list(four)), "node3") == "node3"
+    removed = _cluster(tmp_path, ["node1", "node2"], on=["node1", "node2"], conf_nodes=["node1", "node2"],
+                       view=three["removed"], node3={}, expected=("node1", "node2", "node3"))
+    assert corosync_nodelist(removed, node="last", member=False).passed
+    verdict = corosync_nodelist(replace(removed, expected_nodes=four), node="last", member=False)
+    assert verdict.passed is False  # node3 must still be listed on a 4-node lab
+    commands = [render_command(c, command_context(list(four))) for c in load("node-add").start.commands]
+    assert commands[0] == "pcs cluster node remove node4"
