@@ -238,7 +238,8 @@ def fenced_by_hand(facts: Facts, target: str, action: str = "reboot") -> Verdict
         return ok(f"{target} was fenced ({action}) by {by_hand[0].client or 'a client'} from "
                   f"{by_hand[0].origin or '?'}")
     if any(e.action == action for e in done):
-        return fail(f"the cluster fenced {target} itself; fence it by hand (stonith_admin)")
+        return fail(f"the cluster fenced {target} itself (its controller asked: a failure, or crm node "
+                    "fence); the task asks for a fence by hand with stonith_admin")
     if done:
         return fail(f"{target} was fenced with {', '.join(sorted({e.action for e in done}))}, not {action}")
     if events:

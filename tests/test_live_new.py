@@ -398,7 +398,7 @@ REBOOT = {"action": "reboot", "target": "node2", "client": "stonith_admin.4242",
 
 @pytest.mark.parametrize(("events", "passed", "said"), [
     ([REBOOT], True, "stonith_admin.4242"),
-    ([{**REBOOT, "client": "pacemaker-controld.1234"}], False, "cluster fenced node2 itself"),
+    ([{**REBOOT, "client": "pacemaker-controld.1234"}], False, "the cluster fenced node2 itself"),
     ([{**REBOOT, "action": "off"}], False, "with off"),
     ([{**REBOOT, "status": "failed", "exit-reason": "timed out"}], False, "did not succeed"),
     ([{k: v for k, v in REBOOT.items() if k not in ("completed", "delegate")} | {"status": "pending",
