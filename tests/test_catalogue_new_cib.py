@@ -17,7 +17,7 @@ NEW = ("config-verify", "node-attribute", "node-health", "utilization", "resourc
 Case = tuple[str, str, list[str], list[str]]
 
 UTIL = ["pcs property set placement-strategy=utilization", "pcs node utilization node1 memory=1024",
-        "pcs node utilization node2 memory=1024", "pcs resource utilization batch memory=768",
+        "pcs node utilization node2 memory=1024", "pcs resource utilization encode memory=768",
         "pcs resource utilization render memory=768"]
 
 # (exercise, case id, commands, checks that must fail; empty = must pass)
@@ -113,33 +113,33 @@ CASES: list[Case] = [
     # utilization: accepted
     ("utilization", "cpu-small-numbers", [
         "pcs property set placement-strategy=utilization", "pcs node utilization node1 cpu=3",
-        "pcs node utilization node2 cpu=3", "pcs resource utilization batch cpu=2",
+        "pcs node utilization node2 cpu=3", "pcs resource utilization encode cpu=2",
         "pcs resource utilization render cpu=2"], []),
     ("utilization", "low-level-tools", [
         "crm_attribute --type crm_config --name placement-strategy --update utilization",
         "crm_attribute --node node1 --utilization --name memory --update 4096",
         "crm_attribute --node node2 --utilization --name memory --update 3000",
-        "crm_resource --resource batch --utilization --set-parameter memory --parameter-value 2500",
+        "crm_resource --resource encode --utilization --set-parameter memory --parameter-value 2500",
         "crm_resource --resource render --utilization --set-parameter memory --parameter-value 2000"], []),
     ("utilization", "two-dimensions", [
         *UTIL, "pcs node utilization node1 cpu=8", "pcs node utilization node2 cpu=8",
-        "pcs resource utilization batch cpu=1"], []),
+        "pcs resource utilization encode cpu=1"], []),
     # utilization: near misses
     ("utilization", "both-fit", [
         "pcs property set placement-strategy=utilization", "pcs node utilization node1 memory=2048",
-        "pcs node utilization node2 memory=2048", "pcs resource utilization batch memory=768",
+        "pcs node utilization node2 memory=2048", "pcs resource utilization encode memory=768",
         "pcs resource utilization render memory=768"], ["apart"]),
     ("utilization", "strategy-default", UTIL[1:], ["strategy", "apart"]),
     ("utilization", "balanced", ["pcs property set placement-strategy=balanced", *UTIL[1:]], ["strategy"]),
     ("utilization", "one-need-only", UTIL[:-1], ["apart"]),
-    ("utilization", "too-big", [*UTIL[:3], "pcs resource utilization batch memory=2000",
+    ("utilization", "too-big", [*UTIL[:3], "pcs resource utilization encode memory=2000",
                                 "pcs resource utilization render memory=768"],
-     ["apart", "batch-running"]),
+     ["apart", "encode-running"]),
     ("utilization", "capacity-on-one-node", [UTIL[0], UTIL[1], *UTIL[3:]], ["apart", "render-running"]),
     ("utilization", "colocation-instead", [
         "pcs property set placement-strategy=utilization",
-        "pcs constraint colocation add render with batch -INFINITY"], ["apart"]),
-    ("utilization", "colocation-as-well", [*UTIL, "pcs constraint colocation add render with batch -INFINITY"],
+        "pcs constraint colocation add render with encode -INFINITY"], ["apart"]),
+    ("utilization", "colocation-as-well", [*UTIL, "pcs constraint colocation add render with encode -INFINITY"],
      ["apart"]),
     # resource-sets: accepted
     ("resource-sets", "pairwise", [
