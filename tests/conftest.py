@@ -14,6 +14,15 @@ from lab.gather.facts import facts_from_cib_file
 from tests.sshd import sshd  # noqa: F401 (the loopback sshd fixture, one per test module)
 
 
+@pytest.fixture(autouse=True)
+def _private_lab_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Offline tests never write the user's lab home (`lab check` appends to its progress
+    history); the VM tests set their own LAB_HOME and keep it for the whole session."""
+    if request.node.get_closest_marker("vm") is None:
+        monkeypatch.setenv("LAB_HOME", str(tmp_path_factory.mktemp("lab-home")))
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> OfflineCluster:
     """An empty two-node cluster (stonith disabled), online and quorate."""
