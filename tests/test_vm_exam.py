@@ -43,7 +43,8 @@ def test_short_exam_end_to_end(live_lab: None) -> None:
     tasks = [t["exercise"] for t in state["plan"]["tasks"]]
     # The baseline was proved red before the timer started: every task's evidence is there.
     assert (_exam_dir() / "evidence" / "baseline" / "meta.json").exists()
-    for argv in (("check", tasks[0]), ("solve", tasks[0]), ("show", tasks[0], "--solution")):
+    for argv in (("check", tasks[0]), ("solve", tasks[0]), ("show", tasks[0], "--solution"),
+                 ("start", tasks[0]), ("reset",)):
         refused = lab(*argv)
         assert refused.returncode == 2 and "not allowed during an exam" in refused.stderr
     solved = lab("solve", tasks[0], "--practice")  # the candidate's work, as the reference does it
@@ -62,7 +63,10 @@ def test_short_exam_end_to_end(live_lab: None) -> None:
         assert all(c["pre"] == "PASS" and c["final"] == c["post"] for c in by[done]["checks"]), by[done]
     assert any(c["final"] == "FAIL" for c in by[tasks[2]]["checks"])  # left undone
     assert ET.parse(_exam_dir() / "junit.xml").getroot().tag == "testsuites"
-    assert "<svg" in (_exam_dir() / "report.html").read_text()
+    html = (_exam_dir() / "report.html").read_text()
+    assert "<svg" in html and 'id="progress"' in html
+    history = (Path(os.environ["LAB_HOME"]) / "progress.jsonl").read_text().splitlines()
+    assert any(json.loads(line).get("kind") == "exam" for line in history)
     review = lab("exam", "review")
     assert review.returncode == 0 and "pcs:" in review.stdout
     regraded = lab("exam", "regrade", str(_exam_dir()))
