@@ -437,3 +437,20 @@ def test_the_last_node_is_the_labs_last(tmp_path: Path, three: dict[str, Facts])
     assert verdict.passed is False  # node3 must still be listed on a 4-node lab
     commands = [render_command(c, command_context(list(four))) for c in load("node-add").start.commands]
     assert commands[0] == "pcs cluster node remove node4"
+
+
+def test_architecture_with_a_drawn_resource(tmp_path: Path) -> None:
+    """The exam draws the resource's name: the start state, the answer key and the checks follow it."""
+    exercise = load("cluster-architecture").with_params({"rsc": "db"})
+    cluster = OfflineCluster.empty(tmp_path / "cib.xml")
+    cluster.run_all([c for c in exercise.start.commands if not c.startswith("crm_resource")])
+    cluster.simulate()
+    cluster.path.write_text(cluster.path.read_text().replace("<cib ", '<cib dc-uuid="node1" ', 1))
+    view = facts_from_cib_file(cluster.path)
+    right = _answered(view, "dc=node1\ndb=node2\n", file="architecture.txt", tmp_path=tmp_path)
+    for check in exercise.checks:
+        verdict = REGISTRY[check.check].function(right, **check.params)
+        assert verdict.passed, (check.id, verdict.message)
+    wrong = _answered(view, "dc=node1\nweb=node2\n", file="architecture.txt", tmp_path=tmp_path)
+    located = next(c for c in exercise.checks if c.check == "answer_names_location")
+    assert REGISTRY[located.check].function(wrong, **located.params).passed is False
