@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from checks import Verdict, check, fail, ok
 from checks.cluster import NO_CONF, _on_every_node, _unreachable_verdict
 from lab.core.errors import LabError
+from lab.core.xmlsafe import one_line
 from lab.gather import predict
 from lab.gather.facts import Facts, NodeFacts
 from lab.gather.sections import ANSWERS, CMAP, COROSYNC_CONF, FENCE_HISTORY, QUORUM
@@ -161,7 +162,7 @@ def _answer(facts: Facts, file: str, key: str) -> str | Verdict:
     if not values:
         return fail(f"{where} has no line {key}=...")
     if len(values) > 1:
-        return fail(f"{where} gives {key} more than once: {', '.join(sorted(values))}")
+        return fail(f"{where} gives {key} more than once: {one_line(', '.join(sorted(values)), 120)}")
     return values.pop()
 
 
@@ -177,7 +178,7 @@ def _judge_placement(what: str, value: str, actual: frozenset[str] | set[str]) -
     shown = _names(set(actual)) if actual else "stopped"
     if said == real:
         return ok(f"{what}: {shown}, as answered")
-    return fail(f"answered {value or '(empty)'} for {what}")
+    return fail(f"answered {one_line(value, 60) or '(empty)'} for {what}")
 
 
 @check("answer_names_dc", live=True, needs_cib=True, gathers=(ANSWERS,))
@@ -191,7 +192,7 @@ def answer_names_dc(facts: Facts, file: str, key: str = "dc") -> Verdict:
         return fail("the cluster has no DC now (crm_mon names none)")
     if value.lower() == dc.lower():
         return ok(f"{dc} is the DC, as answered")
-    return fail(f"answered {key}={value}: that is not the DC")
+    return fail(f"answered {key}={one_line(value, 60)}: that is not the DC")
 
 
 @check("answer_names_location", live=True, needs_cib=True, gathers=(ANSWERS,))
@@ -235,13 +236,14 @@ def fenced_by_hand(facts: Facts, target: str, action: str = "reboot") -> Verdict
     done = [e for e in events if e.status == "success"]
     by_hand = [e for e in done if e.action == action and not e.client.startswith("pacemaker-controld")]
     if by_hand:
-        return ok(f"{target} was fenced ({action}) by {by_hand[0].client or 'a client'} from "
-                  f"{by_hand[0].origin or '?'}")
+        return ok(f"{target} was fenced ({action}) by {one_line(by_hand[0].client, 60) or 'a client'} from "
+                  f"{one_line(by_hand[0].origin, 60) or '?'}")
     if any(e.action == action for e in done):
         return fail(f"the cluster fenced {target} itself (its controller asked: a failure, or crm node "
                     "fence); the task asks for a fence by hand with stonith_admin")
     if done:
-        return fail(f"{target} was fenced with {', '.join(sorted({e.action for e in done}))}, not {action}")
+        return fail(f"{target} was fenced with {one_line(', '.join(sorted({e.action for e in done})), 60)}, "
+                    f"not {action}")
     if events:
-        return fail(f"fencing {target} did not succeed ({', '.join(sorted({e.status for e in events}))})")
+        return fail(f"fencing {target} did not succeed ({one_line(', '.join(sorted({e.status for e in events})), 60)})")
     return fail(f"the fencing history has no action on {target}")

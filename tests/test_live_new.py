@@ -454,3 +454,11 @@ def test_architecture_with_a_drawn_resource(tmp_path: Path) -> None:
     wrong = _answered(view, "dc=node1\nweb=node2\n", file="architecture.txt", tmp_path=tmp_path)
     located = next(c for c in exercise.checks if c.check == "answer_names_location")
     assert REGISTRY[located.check].function(wrong, **located.params).passed is False
+
+
+def test_an_answer_is_shown_on_one_safe_line(architecture: Facts, tmp_path: Path) -> None:
+    """An answer is the student's text: a control character in it cannot forge a report line."""
+    judged = _answered(architecture, "dc=node2\x1b[2J\nweb=\x1b[31mnode9\n", file="architecture.txt", tmp_path=tmp_path)
+    for verdict in (answer_names_dc(judged, file="architecture.txt"),
+                    answer_names_location(judged, file="architecture.txt", key="web", resource="web")):
+        assert verdict.passed is False and "\x1b" not in verdict.message and "\\x1b" in verdict.message
