@@ -5,7 +5,7 @@ against the live cluster and the scheduler's own prediction, and the fencer's hi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from checks import Verdict, check, fail, ok
 from checks.cluster import NO_CONF, _on_every_node, _unreachable_verdict
@@ -68,23 +68,37 @@ def _cluster(facts: Facts, node: str, member: bool) -> set[str]:
     return set(facts.expected_nodes) | {node} if member else set(facts.expected_nodes) - {node}
 
 
+def _each_cluster_node(facts: Facts, wanted: set[str],
+                       complaint: Callable[[str, NodeFacts | None], str | None]) -> Verdict | None:
+    """The first failing verdict over the nodes that should form the cluster (every lab node
+    reachable first), or None when COMPLAINT finds nothing wrong on any of them."""
+    problem = _unreachable_verdict(facts)
+    if problem:
+        return problem
+    for name in sorted(wanted):
+        wrong = complaint(name, facts.nodes.get(name))
+        if wrong:
+            return fail(f"{name}: {wrong}")
+    return None
+
+
 @check("corosync_members", live=True, needs_cib=False, gathers=(CMAP,))
 def corosync_members(facts: Facts, node: str, member: bool = True) -> Verdict:
     """The running corosync on every cluster node has exactly the cluster's nodes as joined
     members (corosync-cmapctl runtime.members), NODE ("first"/"last": the lab's) among them or
     not; a removed NODE runs no corosync of its own any more."""
     node = lab_node(facts, node)
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
     wanted = _cluster(facts, node, member)
-    for name in sorted(wanted):
-        facts_of = facts.nodes.get(name)
+
+    def complaint(_name: str, facts_of: NodeFacts | None) -> str | None:
         if facts_of is None or not facts_of.cmap:
-            return fail(f"{name}: corosync-cmapctl gave no answer (is corosync running?)")
+            return "corosync-cmapctl gave no answer (is corosync running?)"
         seen = cmap_members(facts_of.cmap)
-        if seen != wanted:
-            return fail(f"{name}: corosync's members are {_names(seen)}, expected {_names(wanted)}")
+        return None if seen == wanted else f"corosync's members are {_names(seen)}, expected {_names(wanted)}"
+
+    verdict = _each_cluster_node(facts, wanted, complaint)
+    if verdict:
+        return verdict
     gone = facts.nodes.get(node)
     if not member and gone is not None and cmap_members(gone.cmap):
         return fail(f"{node} still runs corosync (members {_names(cmap_members(gone.cmap))}): stop and "
@@ -96,18 +110,16 @@ def corosync_members(facts: Facts, node: str, member: bool = True) -> Verdict:
 def corosync_nodelist(facts: Facts, node: str, member: bool = True) -> Verdict:
     """corosync.conf on every cluster node lists exactly the cluster's nodes, NODE among them or not."""
     node = lab_node(facts, node)
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
     wanted = _cluster(facts, node, member)
-    for name in sorted(wanted):
-        conf = facts.nodes[name].corosync_conf if name in facts.nodes else None
-        if conf is None:
-            return fail(f"{name}: {NO_CONF}")
-        listed = set(conf.node_names)
-        if listed != wanted:
-            return fail(f"{name}: corosync.conf lists {_names(listed)}, expected {_names(wanted)}")
-    return ok(f"corosync.conf lists {_names(wanted)} on every one of them")
+
+    def complaint(_name: str, facts_of: NodeFacts | None) -> str | None:
+        if facts_of is None or facts_of.corosync_conf is None:
+            return NO_CONF
+        listed = set(facts_of.corosync_conf.node_names)
+        return None if listed == wanted else f"corosync.conf lists {_names(listed)}, expected {_names(wanted)}"
+
+    return _each_cluster_node(facts, wanted, complaint) or ok(
+        f"corosync.conf lists {_names(wanted)} on every one of them")
 
 
 @check("pacemaker_node_list", live=True, needs_cib=True)
@@ -135,18 +147,18 @@ def quorate_without(facts: Facts, node: str) -> Verdict:
     """Every lab node but NODE (a node taken out of the cluster) has a quorate partition in
     corosync's view, and pacemaker agrees."""
     node = lab_node(facts, node)
-    problem = _unreachable_verdict(facts)
-    if problem:
-        return problem
-    for name in sorted(set(facts.expected_nodes) - {node}):
-        facts_of = facts.nodes.get(name)
+
+    def complaint(_name: str, facts_of: NodeFacts | None) -> str | None:
         if facts_of is None or facts_of.quorum is None:
-            return fail(f"{name}: corosync-quorumtool gave no answer (is corosync running?)")
+            return "corosync-quorumtool gave no answer (is corosync running?)"
         if not facts_of.quorum.quorate:
-            return fail(f"{name}: partition is not quorate")
+            return "partition is not quorate"
         if facts_of.status is None or not facts_of.status.quorate:
-            return fail(f"{name}: pacemaker reports no quorum")
-    return ok(f"the partition is quorate on every node but {node}")
+            return "pacemaker reports no quorum"
+        return None
+
+    return _each_cluster_node(facts, _cluster(facts, node, False), complaint) or ok(
+        f"the partition is quorate on every node but {node}")
 
 
 # --- answer files: the student's findings, judged against the cluster ----------------------

@@ -32,7 +32,7 @@ from checks.membership import (
     quorate_without,
     quorum_flag_absent,
 )
-from lab.engine.exercises import command_context, load, render_command
+from lab.engine.exercises import Exercise, command_context, load, render_command
 from lab.engine.grading import sections_for
 from lab.engine.offline import OfflineCluster
 from lab.gather import parsers
@@ -291,16 +291,21 @@ def test_the_gather_reads_answer_files_bounded(tmp_path: Path) -> None:
     assert sec.ANSWERS.name in sections_for(load("cluster-architecture"))
 
 
+def start_state(exercise: Exercise, folder: Path, dc: str | None = None) -> Facts:
+    """Pacemaker's view of the exercise's start state: its pcs commands on a CIB file, settled
+    by crm_simulate (a live lab waits with crm_resource --wait instead), DC as crm_mon names it."""
+    cluster = OfflineCluster.empty(folder / "cib.xml")
+    cluster.run_all([c for c in exercise.start.commands if not c.startswith("crm_resource")])
+    cluster.simulate()
+    if dc:
+        cluster.path.write_text(cluster.path.read_text().replace("<cib ", f'<cib dc-uuid="{dc}" ', 1))
+    return facts_from_cib_file(cluster.path)
+
+
 @pytest.fixture(scope="module")
 def architecture(tmp_path_factory: pytest.TempPathFactory) -> Facts:
     """exercise cluster-architecture's start state on pcs and crm_simulate, node2 as the DC."""
-    tmp = tmp_path_factory.mktemp("arch")
-    cluster = OfflineCluster.empty(tmp / "cib.xml")
-    cluster.run_all([c for c in load("cluster-architecture").start.commands if not c.startswith("crm_resource")])
-    cluster.simulate()
-    text = cluster.path.read_text().replace("<cib ", '<cib dc-uuid="node2" ', 1)
-    cluster.path.write_text(text)
-    return facts_from_cib_file(cluster.path)
+    return start_state(load("cluster-architecture"), tmp_path_factory.mktemp("arch"), dc="node2")
 
 
 def _answered(view: Facts, text: str, *, file: str, tmp_path: Path) -> Facts:
@@ -340,11 +345,7 @@ def test_no_answer_file_fails_and_copies_must_agree(architecture: Facts, tmp_pat
 @pytest.fixture(scope="module")
 def predict_state(tmp_path_factory: pytest.TempPathFactory) -> Facts:
     """exercise crm-simulate-predict's start state, made by pcs and settled by crm_simulate."""
-    tmp = tmp_path_factory.mktemp("predict")
-    cluster = OfflineCluster.empty(tmp / "cib.xml")
-    cluster.run_all([c for c in load("crm-simulate-predict").start.commands if not c.startswith("crm_resource")])
-    cluster.simulate()
-    return facts_from_cib_file(cluster.path)
+    return start_state(load("crm-simulate-predict"), tmp_path_factory.mktemp("predict"))
 
 
 @pytest.mark.parametrize(("text", "web", "batch"), [
@@ -442,11 +443,7 @@ def test_the_last_node_is_the_labs_last(tmp_path: Path, three: dict[str, Facts])
 def test_architecture_with_a_drawn_resource(tmp_path: Path) -> None:
     """The exam draws the resource's name: the start state, the answer key and the checks follow it."""
     exercise = load("cluster-architecture").with_params({"rsc": "db"})
-    cluster = OfflineCluster.empty(tmp_path / "cib.xml")
-    cluster.run_all([c for c in exercise.start.commands if not c.startswith("crm_resource")])
-    cluster.simulate()
-    cluster.path.write_text(cluster.path.read_text().replace("<cib ", '<cib dc-uuid="node1" ', 1))
-    view = facts_from_cib_file(cluster.path)
+    view = start_state(exercise, tmp_path, dc="node1")
     right = _answered(view, "dc=node1\ndb=node2\n", file="architecture.txt", tmp_path=tmp_path)
     for check in exercise.checks:
         verdict = REGISTRY[check.check].function(right, **check.params)
