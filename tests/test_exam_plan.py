@@ -96,3 +96,16 @@ def test_combined_start_leaves_every_cib_task_red(seed: int, tmp_path: Path, cat
     facts = facts_from_cib_file(cluster.path)
     green = [e.id for e in exercises if grade(e, facts).passed]
     assert green == [], (seed, green)
+
+
+def test_an_exercise_is_drawn_only_for_lab_sizes_it_fits() -> None:
+    """two-node-quorum is corosync's two_node mode: a task on a 3-node lab would be impossible."""
+    from lab.engine.exercises import load
+
+    two_node = load("two-node-quorum")
+    assert two_node.start.max_nodes == 2 and two_node.start.fits(2) and not two_node.start.fits(3)
+    assert exam.exam_eligible(two_node, 3) == "works on at most 2 nodes"
+    assert exam.exam_eligible(two_node, 2) is None
+    three = ("node1", "node2", "node3")
+    for seed in range(40):
+        assert "two-node-quorum" not in [t.exercise for t in exam.draw_plan(seed, 8, nodes=three).tasks]

@@ -12,7 +12,7 @@ from lab.transport import log
 from lab.vm import virt
 from lab.vm.labstate import Lab, NoLabUp, current_name
 from lab.vm.lifecycle import NoSuchLab, lab_node, require_lab
-from lab.vm.startstate import TooFewNodes
+from lab.vm.startstate import TooFewNodes, TooManyNodes
 from lab.vm.steps import StepFailed, command_log
 
 LOG_TAIL = 40  # lines `lab log` shows without --all
@@ -104,6 +104,8 @@ def phrase(exc: LabError) -> str:
         return f"{text}, or grade other nodes with --node or a saved CIB with --cib"
     if isinstance(exc, TooFewNodes):
         return f"{text} (lab destroy; lab up --nodes {exc.needs})"
+    if isinstance(exc, TooManyNodes):
+        return f"{text} (lab destroy; lab up --nodes {exc.at_most})"
     if isinstance(exc, NoSuchLab):
         return f"{text}; 'lab destroy --force {exc.name}' removes libvirt objects named exactly as lab " \
                f"'{exc.name}' names them"

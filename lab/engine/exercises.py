@@ -45,6 +45,11 @@ class StartState:
     min_nodes: int = 2
     # Host-side preparation (lab.vm.fixtures): a fence daemon, a shared disk.
     fixtures: tuple[str, ...] = ()
+    max_nodes: int | None = None  # the largest lab it works on; None: any
+
+    def fits(self, nodes: int) -> bool:
+        """Whether a lab of NODES nodes can run the exercise."""
+        return self.min_nodes <= nodes and (self.max_nodes is None or nodes <= self.max_nodes)
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ def _parse_rendered(data: dict, path: Path, params: tuple[Param, ...],
         id=doc.id, title=doc.title, objective=doc.objective, task=doc.task, hints=doc.hints,
         start=StartState(start.baseline, start.commands,
                          tuple(f.model_dump(exclude_unset=True) | {"kind": f.kind} for f in start.faults),
-                         start.min_nodes, fixtures),
+                         start.min_nodes, fixtures, start.max_nodes),
         solution_pcs=doc.solution.pcs, solution_crmsh=doc.solution.crmsh,
         solution_pcs09=doc.solution.pcs09 or None, solution_pcs010=doc.solution.pcs010 or None,
         checks=tuple(CheckRef(c.id, c.check, c.description, c.points, c.params) for c in doc.checks),

@@ -126,7 +126,15 @@ class StartDoc(Strict):
     commands: Texts = Field((), description="run on node1 after the revert ({placeholders} filled)")
     faults: tuple[Fault, ...] = Field((), description="faults injected after the commands")
     min_nodes: _between(1, 5) = Field(2, description="the smallest lab the exercise works on")
+    max_nodes: _between(1, 5) | None = Field(
+        None, description="the largest lab it works on (e.g. 2 for corosync's two_node mode); none: any")
     fixtures: tuple[Fixture, ...] = Field((), description="host-side preparations")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> StartDoc:
+        if self.max_nodes is not None and self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes {self.max_nodes} is below min_nodes {self.min_nodes}")
+        return self
 
 
 class SolutionDoc(Strict):

@@ -32,6 +32,14 @@ class TooFewNodes(UsageError):
         self.exercise, self.needs, self.has = exercise, needs, has
 
 
+class TooManyNodes(UsageError):
+    """The exercise works only on a smaller lab (corosync's two_node mode: exactly 2 nodes)."""
+
+    def __init__(self, exercise: str, at_most: int, has: int) -> None:
+        super().__init__(f"{exercise} works on at most {at_most} nodes; this lab has {has}")
+        self.exercise, self.at_most, self.has = exercise, at_most, has
+
+
 class NoBaseline(UsageError):
     """The exercise's baseline snapshot is not made yet (lab up did not finish)."""
 
@@ -130,6 +138,8 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
     exercise = load(exercise_id)
     if exercise.start.min_nodes > len(lab.node_names):
         raise TooFewNodes(exercise.id, exercise.start.min_nodes, len(lab.node_names))
+    if not exercise.start.fits(len(lab.node_names)):
+        raise TooManyNodes(exercise.id, exercise.start.max_nodes or 0, len(lab.node_names))
     faults = faultlib.resolve(exercise.start.faults, lab.node_names)
     baseline = exercise.start.baseline
     if not lab.done(_SNAPSHOT_STEP.get(baseline, f"{baseline}_snapshot")):

@@ -64,6 +64,8 @@ def exam_eligible(exercise: Exercise, node_count: int = 2) -> str | None:
         return f"its checks act on the machines ({', '.join(acts)})"
     if exercise.start.min_nodes > node_count:
         return f"needs {exercise.start.min_nodes} nodes"
+    if not exercise.start.fits(node_count):
+        return f"works on at most {exercise.start.max_nodes} nodes"
     return None
 
 
