@@ -155,7 +155,7 @@ def throwaway_user(name: str) -> Iterator[str]:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """One loopback sshd per test module; tests copy the CIB state they need into `sshd.cib`.
 
-    A module imports it (`from tests.sshd import sshd`) to use it."""
+    tests/conftest.py imports it, so every test module has it."""
     work = tmp_path_factory.mktemp("sshd")
     cib = work / "remote-cib.xml"
     cib.write_text("<cib/>")

@@ -14,7 +14,7 @@ from lab.engine.exercises import load_all
 from lab.engine.grading import sections_for
 from lab.engine.offline import OfflineCluster
 from lab.gather.probes import destructive_probes
-from tests.test_ssh import assert_one_line_error, lab, lab_home, sshd  # noqa: F401  (fixtures)
+from tests.test_ssh import assert_one_line_error, lab, lab_home  # noqa: F401  (lab_home: a fixture; sshd comes from conftest)
 
 DESTRUCTIVE = sorted(e.id for e in load_all() if destructive_probes(sections_for(e)))
 
