@@ -11,6 +11,7 @@ is told apart); validity by crm_verify's own errors and warnings.
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
+from checks.constraints import starts_after
 from lab.gather import pacemaker
 from lab.gather.facts import Facts
 from lab.gather.simulation import Scenario, simulate
@@ -155,3 +156,44 @@ def init_script_primitive(facts: Facts, resource: str, script: str) -> Verdict:
     if rsc.type not in (script, f"/etc/init.d/{script}"):  # lsb takes a path too (services_lsb.c)
         return fail(f"'{resource}' runs {rsc.agent}, not the init script {script}")
     return ok(f"'{resource}' runs the init script {script} ({rsc.agent})")
+
+
+# --- mandatory order, also for a restart in place -------------------------------------------
+
+
+def _waits_for(action: str, inputs: dict[str, tuple[str, ...]]) -> set[str]:
+    """Every action the transition graph makes ACTION wait for, directly or through others."""
+    seen: set[str] = set()
+    todo = [action]
+    while todo:
+        for dep in inputs.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+@check("mandatory_order")
+def mandatory_order(facts: Facts, first: str, then: str) -> Verdict:
+    """`then` starts after `first` and stops without it (checks.constraints.starts_after), and
+    when `first` is found stopped where it runs (a probe result injected into crm_simulate) the
+    scheduler restarts `then` after it: what a mandatory order does and an optional one does not,
+    also where a colocation already moves or stops `then` with `first`. Primitives only."""
+    verdict = starts_after(facts, first, then)
+    if not verdict.passed:
+        return verdict
+    where, running = facts.status.running_nodes(first), facts.status.running_nodes(then)
+    if not where or not running:
+        return fail(f"'{first}' and '{then}' must both run to try a restart of '{first}'")
+    sim = pacemaker.simulate(facts.cib_xml, up=list(facts.cib.nodes), graph=True,
+                             inject=(f"{first}_monitor_0@{where[0]}=7",))
+    actions = sim.actions()
+    inputs = {a[0]: a[3] for a in actions}
+    first_starts = {a[0] for a in actions if a[2] == "start" and a[1].split(":", 1)[0] == first}
+    then_starts = [a[0] for a in actions if a[2] == "start" and a[1].split(":", 1)[0] == then]
+    if not then_starts:
+        return fail(f"when '{first}' restarts on {where[0]}, '{then}' keeps running: the order is optional, "
+                    f"not mandatory")
+    if not all(_waits_for(s, inputs) & first_starts for s in then_starts):
+        return fail(f"when '{first}' restarts, '{then}' restarts without waiting for it")
+    return ok(f"'{then}' starts after '{first}', also when '{first}' restarts in place")

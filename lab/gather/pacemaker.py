@@ -145,7 +145,7 @@ def _scores(allocations: Element | None) -> dict[str, dict[str, int]]:
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _simulate(cib_xml: str, up: tuple[str, ...], down: tuple[str, ...], date: str | None,
-              quorum: bool, graph: bool) -> Simulation:
+              quorum: bool, graph: bool, inject: tuple[str, ...] = ()) -> Simulation:
     with _Copy(cib_xml) as copy:
         graph_file = copy.path.with_name("graph.xml")
         argv = ["crm_simulate", "--xml-file", str(copy.path), "--simulate", "--show-scores",
@@ -156,6 +156,8 @@ def _simulate(cib_xml: str, up: tuple[str, ...], down: tuple[str, ...], date: st
             argv += ["--node-down", node]
         if date:
             argv += ["--set-datetime", date]
+        for op_result in inject:  # RSC_OP_INTERVAL@NODE=RC: an operation result the scheduler reacts to
+            argv += ["--op-inject", op_result]
         if graph:
             argv += ["--save-graph", str(graph_file)]
         result = _require(_run(argv, env={"CIB_file": "", "CIB_shadow": ""}), "crm_simulate")
@@ -173,9 +175,9 @@ def _simulate(cib_xml: str, up: tuple[str, ...], down: tuple[str, ...], date: st
 
 
 def simulate(cib_xml: str, *, up: Sequence[str] = (), down: Sequence[str] = (), date: str | None = None,
-             quorum: bool = True, graph: bool = False) -> Simulation:
+             quorum: bool = True, graph: bool = False, inject: Sequence[str] = ()) -> Simulation:
     """crm_simulate -S -s on the text: nodes brought up/down, quorum as given, at `date` (default now)."""
-    return _simulate(cib_xml, tuple(up), tuple(down), date, quorum, graph)
+    return _simulate(cib_xml, tuple(up), tuple(down), date, quorum, graph, tuple(inject))
 
 
 # --- effective values: crm_resource, crm_mon ----------------------------------------
@@ -352,7 +354,7 @@ def later_views(cib_xml: str, date: str = FAR_FUTURE) -> list[tuple[str, str]]:
 
 # --- crm_verify: the configuration's own errors and warnings ---------------------------
 
-_VERIFY_LINE = re.compile(r"^(?:\([^)]*\)\s*)?(error|warning):\s*(.*)$")
+_VERIFY_LINE = re.compile(r"^\s*(?:\([^)]*\)\s*)?(error|warning):\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -374,9 +376,8 @@ def verify(cib_xml: str) -> Verification:
     with _Copy(cib_xml) as copy:
         result = _run(["crm_verify", "--xml-file", str(copy.path), "-V"], env={"CIB_file": "", "CIB_shadow": ""})
     found: dict[str, list[str]] = {"error": [], "warning": []}
-    for line in (result.stderr + "\n" + result.stdout).splitlines():
-        match = _VERIFY_LINE.match(line.strip())
-        if match and match.group(2) not in found[match.group(1)]:
+    for match in filter(None, map(_VERIFY_LINE.match, (result.stderr + "\n" + result.stdout).splitlines())):
+        if match.group(2) not in found[match.group(1)]:
             found[match.group(1)].append(match.group(2))
     if result.returncode not in (0, 78) and not found["error"]:  # 78: "config not valid"
         raise PacemakerError(f"crm_verify failed (exit {result.returncode}): {result.tail(2)}")
@@ -385,8 +386,7 @@ def verify(cib_xml: str) -> Verification:
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def with_property(cib_xml: str, name: str, value: str) -> str:
-    """The CIB text with cluster property name=value, set by `crm_attribute --type crm_config`
-    on a copy (a what-if: the same cluster with another option)."""
+    """A what-if: the CIB text with cluster option name=value (`crm_attribute` on a copy)."""
     with _Copy(cib_xml) as copy:
         _require(_run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value],
                       env=_env(copy.path)), f"crm_attribute --name {name}")
