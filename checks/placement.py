@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
 from checks.constraints import starts_after
-from lab.gather import pacemaker
+from lab.gather import pacemaker, predict
 from lab.gather.facts import Facts
-from lab.gather.simulation import Scenario, simulate
+from lab.gather.simulation import Scenario, edited, simulate
 
 SHOWN = 3  # crm_verify lines quoted in a message
 
@@ -182,11 +182,17 @@ def mandatory_order(facts: Facts, first: str, then: str) -> Verdict:
     verdict = starts_after(facts, first, then)
     if not verdict.passed:
         return verdict
+    text, nodes = facts.cib_xml, list(facts.cib.nodes)
     where, running = facts.status.running_nodes(first), facts.status.running_nodes(then)
     if not where or not running:
-        return fail(f"'{first}' and '{then}' must both run to try a restart of '{first}'")
-    sim = pacemaker.simulate(facts.cib_xml, up=list(facts.cib.nodes), graph=True,
-                             inject=(f"{first}_monitor_0@{where[0]}=7",))
+        # A disabled or stopped resource says nothing about the order (the running checks judge
+        # that): try the restart on a copy with every target-role dropped, once it has settled.
+        text = predict.settled(edited(facts.cib_xml, Scenario(started=True))[0])
+        status = pacemaker.simulate(text, up=nodes).status
+        where, running = status.running_nodes(first), status.running_nodes(then)
+    if not where or not running:
+        return fail(f"'{first}' and '{then}' cannot both run, so a restart of '{first}' cannot be tried")
+    sim = pacemaker.simulate(text, up=nodes, graph=True, inject=(f"{first}_monitor_0@{where[0]}=7",))
     actions = sim.actions()
     inputs = {a[0]: a[3] for a in actions}
     first_starts = {a[0] for a in actions if a[2] == "start" and a[1].split(":", 1)[0] == first}

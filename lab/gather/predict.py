@@ -45,3 +45,17 @@ def after_node_fail(cib_xml: str, node: str) -> Status:
 def placement_after_fail(cib_xml: str, node: str, rsc_id: str) -> frozenset[str]:
     """Where RSC_ID runs once the scheduler has reacted to NODE failing (empty: stopped)."""
     return frozenset(after_node_fail(cib_xml, node).running_nodes(rsc_id))
+
+
+@functools.lru_cache(maxsize=64)
+def settled(cib_xml: str) -> str:
+    """The CIB once the scheduler's transition has run on it (`crm_simulate -S -O`): where every
+    resource is after the cluster has acted, e.g. on a copy whose target-roles were dropped."""
+    with tempfile.TemporaryDirectory(prefix="lab-settle-") as folder:
+        path, out = Path(folder, "cib.xml"), Path(folder, "settled.xml")
+        path.write_text(cib_xml, encoding="utf-8")
+        argv = ["crm_simulate", "--xml-file", str(path), "--simulate", "--quiet", "--save-output", str(out)]
+        result = run_local(argv, env={"CIB_file": "", "CIB_shadow": ""}, timeout=TIMEOUT, label="settle a copy")
+        if not result.ok or not out.is_file():
+            raise PacemakerError(f"crm_simulate --save-output failed (exit {result.returncode}): {result.tail(3)}")
+        return out.read_text(encoding="utf-8")
