@@ -162,18 +162,33 @@ def corosync_runtime(facts: Facts, key: str, value: str) -> Verdict:
     return _on_every_node(facts, complaint, f"running corosync uses {key} = {value} on every node")
 
 
-@check("quorum_flag", live=True, needs_cib=False, gathers=(QUORUM,))
-def quorum_flag(facts: Facts, flag: str) -> Verdict:
-    """corosync-quorumtool on every node shows the runtime flag (e.g. WaitForAll)."""
+def _quorum_flag(facts: Facts, flag: str, *, active: bool) -> Verdict:
+    """corosync-quorumtool on every node shows (ACTIVE) or does not show the runtime flag."""
 
     def complaint(node: NodeFacts) -> str | None:
         if node.quorum is None:
             return "corosync-quorumtool gave no answer (is corosync running?)"
-        if flag in node.quorum.flags:
-            return None
-        return f"quorum flags are {' '.join(sorted(node.quorum.flags)) or 'none'}; {flag} is not active"
+        shown = " ".join(sorted(node.quorum.flags)) or "none"
+        if active and flag not in node.quorum.flags:
+            return f"quorum flags are {shown}; {flag} is not active"
+        if not active and flag in node.quorum.flags:
+            return f"quorum flags are {shown}: {flag} is still active"
+        return None
 
-    return _on_every_node(facts, complaint, f"quorum flag {flag} active on every node")
+    done = f"quorum flag {flag} active on every node" if active else f"quorum flag {flag} is off on every node"
+    return _on_every_node(facts, complaint, done)
+
+
+@check("quorum_flag", live=True, needs_cib=False, gathers=(QUORUM,))
+def quorum_flag(facts: Facts, flag: str) -> Verdict:
+    """corosync-quorumtool on every node shows the runtime flag (e.g. WaitForAll)."""
+    return _quorum_flag(facts, flag, active=True)
+
+
+@check("quorum_flag_absent", live=True, needs_cib=False, gathers=(QUORUM,))
+def quorum_flag_absent(facts: Facts, flag: str) -> Verdict:
+    """corosync-quorumtool on every node does not show the runtime flag (e.g. WaitForAll off)."""
+    return _quorum_flag(facts, flag, active=False)
 
 
 @check("corosync_conf_identical", live=True, needs_cib=False, gathers=(COROSYNC_CONF,))

@@ -151,7 +151,7 @@ def runs_with(facts: Facts, resource: str, with_resource: str) -> Verdict:
     return ok(f"'{resource}' always runs where '{with_resource}' runs, and only there")
 
 
-def _inputs_of(action: str, inputs: dict) -> set[str]:
+def waits_for(action: str, inputs: dict[str, tuple[str, ...]]) -> set[str]:
     """Every action the transition graph makes ACTION wait for, directly or through others."""
     seen: set[str] = set()
     todo = [action]
@@ -201,7 +201,7 @@ def starts_after(facts: Facts, first: str, then: str) -> Verdict:
         return fail(f"when '{first}' moves, '{then}' is not restarted: no mandatory order "
                     f"'{first}' then '{then}' (an optional order does not restart it)")
     for start in then_starts:
-        if not _inputs_of(start, inputs).intersection(first_starts):
+        if not waits_for(start, inputs).intersection(first_starts):
             return fail(f"'{then}' may start before '{first}' has started: the order is missing or reversed")
     return ok(f"'{then}' starts only after '{first}' has started (mandatory)")
 

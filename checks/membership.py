@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from checks import Verdict, check, fail, ok
-from checks.cluster import NO_CONF, _on_every_node, _unreachable_verdict
+from checks.cluster import NO_CONF, _unreachable_verdict
 from lab.core.errors import LabError
 from lab.core.xmlsafe import one_line
 from lab.gather import predict
@@ -22,20 +22,6 @@ _NODEID = re.compile(r"nodelist\.node\.(\d+)\.nodeid\Z")
 
 def _names(nodes: set[str] | frozenset[str]) -> str:
     return ", ".join(sorted(nodes)) or "none"
-
-
-@check("quorum_flag_absent", live=True, needs_cib=False, gathers=(QUORUM,))
-def quorum_flag_absent(facts: Facts, flag: str) -> Verdict:
-    """corosync-quorumtool on every node does not show the runtime flag (e.g. WaitForAll off)."""
-
-    def complaint(node: NodeFacts) -> str | None:
-        if node.quorum is None:
-            return "corosync-quorumtool gave no answer (is corosync running?)"
-        if flag in node.quorum.flags:
-            return f"quorum flags are {' '.join(sorted(node.quorum.flags))}: {flag} is still active"
-        return None
-
-    return _on_every_node(facts, complaint, f"quorum flag {flag} is off on every node")
 
 
 # --- membership: corosync at runtime, corosync.conf, pacemaker ----------------------------

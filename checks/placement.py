@@ -11,7 +11,7 @@ is told apart); validity by crm_verify's own errors and warnings.
 from __future__ import annotations
 
 from checks import Verdict, check, fail, missing, ok
-from checks.constraints import starts_after
+from checks.constraints import starts_after, waits_for
 from lab.gather import pacemaker, predict
 from lab.gather.facts import Facts
 from lab.gather.simulation import Scenario, edited, simulate
@@ -161,18 +161,6 @@ def init_script_primitive(facts: Facts, resource: str, script: str) -> Verdict:
 # --- mandatory order, also for a restart in place -------------------------------------------
 
 
-def _waits_for(action: str, inputs: dict[str, tuple[str, ...]]) -> set[str]:
-    """Every action the transition graph makes ACTION wait for, directly or through others."""
-    seen: set[str] = set()
-    todo = [action]
-    while todo:
-        for dep in inputs.get(todo.pop(), ()):
-            if dep not in seen:
-                seen.add(dep)
-                todo.append(dep)
-    return seen
-
-
 @check("mandatory_order")
 def mandatory_order(facts: Facts, first: str, then: str) -> Verdict:
     """`then` starts after `first` and stops without it (checks.constraints.starts_after), and
@@ -200,6 +188,6 @@ def mandatory_order(facts: Facts, first: str, then: str) -> Verdict:
     if not then_starts:
         return fail(f"when '{first}' restarts on {where[0]}, '{then}' keeps running: the order is optional, "
                     f"not mandatory")
-    if not all(_waits_for(s, inputs) & first_starts for s in then_starts):
+    if not all(waits_for(s, inputs) & first_starts for s in then_starts):
         return fail(f"when '{first}' restarts, '{then}' restarts without waiting for it")
     return ok(f"'{then}' starts after '{first}', also when '{first}' restarts in place")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from checks import REGISTRY
+from checks.cluster import quorum_flag_absent
 from checks.membership import (
     answer_names_dc,
     answer_names_location,
@@ -30,7 +31,6 @@ from checks.membership import (
     lab_node,
     pacemaker_node_list,
     quorate_without,
-    quorum_flag_absent,
 )
 from lab.engine.exercises import Exercise, command_context, load, render_command
 from lab.engine.grading import sections_for

@@ -201,3 +201,13 @@ def _walk(element: Element | None, parents: tuple[str, ...]) -> Iterator[Resourc
             )
         elif child.tag in ("group", "clone", "bundle", "replica"):
             yield from _walk(child, (child.get("id", ""), *parents))
+
+
+def revised_status(root: Element) -> Status:
+    """The cluster status after the transition, from crm_simulate's XML output."""
+    revised = root.find("revised_cluster_status")
+    if revised is None:
+        raise InputError("crm_simulate printed no revised cluster status")
+    view = Element("pacemaker-result")
+    view.extend(list(revised))
+    return status_from_element(view)

@@ -23,7 +23,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from lab.core.errors import LabError
 from lab.core.scores import parse_score
-from lab.core.status import Status, status_from_element
+from lab.core.status import Status, revised_status
 from lab.core.xmlsafe import parse_untrusted
 from lab.transport.runner import CommandResult, run_local
 
@@ -162,16 +162,12 @@ def _simulate(cib_xml: str, up: tuple[str, ...], down: tuple[str, ...], date: st
             argv += ["--save-graph", str(graph_file)]
         result = _require(_run(argv, env={"CIB_file": "", "CIB_shadow": ""}), "crm_simulate")
         root = parse_untrusted(result.stdout, "crm_simulate output")
-        revised = root.find("revised_cluster_status")
-        if revised is None:
-            raise PacemakerError("crm_simulate printed no revised cluster status")
-        view = Element("pacemaker-result")
-        view.extend(list(revised))
+        status = revised_status(root)
         graph_el = None
         if graph and graph_file.exists():
             graph_el = parse_untrusted(graph_file.read_text(encoding="utf-8"), "transition graph")
     scores = {k: MappingProxyType(v) for k, v in _scores(root.find("allocations")).items()}
-    return Simulation(MappingProxyType(scores), status_from_element(view), graph_el)
+    return Simulation(MappingProxyType(scores), status, graph_el)
 
 
 def simulate(cib_xml: str, *, up: Sequence[str] = (), down: Sequence[str] = (), date: str | None = None,

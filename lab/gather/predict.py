@@ -11,9 +11,8 @@ from __future__ import annotations
 import functools
 import tempfile
 from pathlib import Path
-from xml.etree.ElementTree import Element
 
-from lab.core.status import Status, status_from_element
+from lab.core.status import Status, revised_status
 from lab.core.xmlsafe import parse_untrusted
 from lab.gather.pacemaker import TIMEOUT, PacemakerError
 from lab.transport.runner import run_local
@@ -33,13 +32,7 @@ def after_node_fail(cib_xml: str, node: str) -> Status:
     if not result.ok:
         raise PacemakerError(f"crm_simulate --node-fail {node} failed (exit {result.returncode}): "
                              f"{result.tail(3)}")
-    root = parse_untrusted(result.stdout, "crm_simulate output")
-    revised = root.find("revised_cluster_status")
-    if revised is None:
-        raise PacemakerError("crm_simulate printed no revised cluster status")
-    view = Element("pacemaker-result")
-    view.extend(list(revised))
-    return status_from_element(view)
+    return revised_status(parse_untrusted(result.stdout, "crm_simulate output"))
 
 
 def placement_after_fail(cib_xml: str, node: str, rsc_id: str) -> frozenset[str]:
