@@ -21,16 +21,14 @@ from lab.vm import fixtures, profiles, virt
 from lab.vm import vagrant as vg
 from lab.vm.bringup import BOOT_TIMEOUT, prepare_domains, provision_node
 from lab.vm.cluster import build_cluster
-from lab.vm.commands import context, run_commands
 from lab.vm.keys import generate_key, root_ssh
 from lab.vm.labstate import MAX_NODES, SSH_USER, Lab, LabState, Owned, StateError, StepName, current_name
 from lab.vm.network import host_routes, pick_subnets
-from lab.vm.nodes import close, connect_all, connect_retry, lab_node, parallel, sync_clocks
+from lab.vm.nodes import connect_retry, lab_node, parallel, sync_clocks
 from lab.vm.startstate import (
     SNAP_CLUSTER,
     SNAP_INSTALLED,
     StartTimes,
-    apply_faults,
     require_lab,
     reset,
     settle_after_faults,
@@ -42,13 +40,6 @@ from lab.vm.steps import Step, StepFailed, mutating, run_steps
 DEFAULT_NODES = 2
 DEFAULT_MEMORY = 768
 DEFAULT_CPUS = 1
-
-# The names lab.workflows.exam_run calls, from before the split (new code imports the new homes:
-# steps.mutating, nodes.connect_all/close/sync_clocks, commands.context/run_commands,
-# startstate.apply_faults).
-_mutating = mutating
-_connect_all, _close, _sync_clocks = connect_all, close, sync_clocks
-_context, _run_commands, _apply_faults = context, run_commands, apply_faults
 
 __all__ = ["BOOT_TIMEOUT", "SNAP_CLUSTER", "SNAP_INSTALLED", "StartTimes", "StepFailed", "connect_retry",
            "destroy", "halt", "init_lab", "lab_node", "require_lab", "reset", "settle_after_faults", "solve",

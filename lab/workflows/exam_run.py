@@ -30,9 +30,9 @@ from lab.transport import runner
 from lab.transport.retry import GaveUp, retry
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
+from lab.vm import commands, provision, startstate, steps, virt
 from lab.vm import faults as faultlib
-from lab.vm import lifecycle as lc
-from lab.vm import provision, virt
+from lab.vm import nodes as vm_nodes
 from lab.vm.labstate import Lab, current_name
 from lab.workflows import exam, examscore, examstate, history
 from lab.workflows.gradebook import read_key
@@ -64,7 +64,7 @@ def _boot_ids(lab: Lab) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in lab.node_names:
         try:
-            with lc.lab_node(lab, name, 5.0) as node:
+            with vm_nodes.lab_node(lab, name, 5.0) as node:
                 result = node.run(BOOT_ID, timeout=20)
             out[name] = result.stdout.strip() if result.ok else None
         except LabError:
@@ -80,7 +80,7 @@ def freeze(lab: Lab, exercises: Sequence[Exercise], folder: Path,
     boots = _boot_ids(lab)
     nodes = []
     for name in lab.node_names:
-        nodes.append(_Recorder(lc.lab_node(lab, name, 10.0)))
+        nodes.append(_Recorder(vm_nodes.lab_node(lab, name, 10.0)))
     try:
         facts = gather_live(nodes, lab.node_names, sections=without_probes(sections))
     finally:
@@ -92,7 +92,7 @@ def freeze(lab: Lab, exercises: Sequence[Exercise], folder: Path,
     meta = examscore.write_evidence(folder, raw, errors, boots, time.time())
     wanted = probe_names(sections)  # the ACL probe: destructive ones never reach an exam
     if wanted and any(n.reachable for n in facts.nodes.values()):
-        probed = run_probes(wanted, lab.node_names, lambda n: lc.lab_node(lab, n, 10.0), say)
+        probed = run_probes(wanted, lab.node_names, lambda n: vm_nodes.lab_node(lab, n, 10.0), say)
         facts = dataclasses.replace(facts, probes=MappingProxyType(probed))
     return facts, meta
 
@@ -108,12 +108,12 @@ def _archive(lab: Lab) -> None:
         shutil.move(str(folder), str(target))
 
 
-@lc._mutating()  # noqa: SLF001 - the lab's own lock, as every lifecycle step
+@steps.mutating()  # the lab's own lock, as every lifecycle step
 def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
           progress: Progress | None = None) -> examstate.ExamState:
     """Build one lab state for every task, prove every task red, then start the timer."""
     progress = progress or Progress()
-    lab = lc.require_lab()
+    lab = startstate.require_lab()
     old = examstate.read_state(lab.dir)
     if old is not None and old.status != "submitted":
         raise UsageError("an exam is already running on this lab: 'lab exam submit' first")
@@ -125,32 +125,32 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
     bad += exam.conflicts(exercises, lab.node_names)
     if bad:
         raise UsageError(f"the plan cannot be one lab state: {'; '.join(bad)}")
-    if not lab.done(f"{lc.SNAP_CLUSTER}_snapshot"):
+    if not lab.done(f"{startstate.SNAP_CLUSTER}_snapshot"):
         raise UsageError("the lab has no 'cluster' snapshot yet: run 'lab up' to finish it")
     _archive(lab)
     combined = exam.combined_start(exercises)
     faults = faultlib.resolve(combined.faults, lab.node_names)
     began = time.monotonic()
     domains = [lab.domain_name(n) for n in lab.node_names]
-    with progress.step("lab", f"revert every node to '{lc.SNAP_CLUSTER}'"):
-        virt.revert(domains, lc.SNAP_CLUSTER)
+    with progress.step("lab", f"revert every node to '{startstate.SNAP_CLUSTER}'"):
+        virt.revert(domains, startstate.SNAP_CLUSTER)
     lab.state["exercise"] = None
     lab.save()
-    nodes = lc._connect_all(lab)  # noqa: SLF001
+    nodes = vm_nodes.connect_all(lab)
     try:
-        lc._sync_clocks(lab, nodes)  # noqa: SLF001
+        vm_nodes.sync_clocks(lab, nodes)
         first = nodes[lab.node_names[0]]
         with progress.step(first.name, "cluster healthy (all online, quorate)", limit=300):
             provision.run_root(first, provision.wait_healthy_script(len(domains), settle=False), "health")
         if combined.commands:
             what = f"start state of {len(exercises)} tasks ({len(combined.commands)} commands)"
             with progress.step(first.name, what):
-                lc._run_commands(nodes, first.name, combined.commands, lc._context(lab),  # noqa: SLF001
+                commands.run_commands(nodes, first.name, combined.commands, commands.context(lab),
                                  "exam start state")
-        lc._apply_faults(lab, faults, nodes, progress)  # noqa: SLF001
-        lc.settle_after_faults(lab, faults, nodes, progress)
+        startstate.apply_faults(lab, faults, nodes, progress)
+        startstate.settle_after_faults(lab, faults, nodes, progress)
     finally:
-        lc._close(nodes)  # noqa: SLF001
+        vm_nodes.close(nodes)
     folder = examstate.exam_dir(lab.dir)
     with progress.step("lab", "baseline: every task grades red"):
         facts, _meta = freeze(lab, exercises, folder / "evidence" / "baseline", lambda t: progress.say("lab", t))
@@ -247,7 +247,7 @@ def _restart_cluster(lab: Lab, progress: Progress) -> dict[str, Any]:
     records where; then waits (bounded) for every node online and the cluster settled."""
     started: list[str] = []
     began = time.monotonic()
-    nodes = lc._connect_all(lab, deadline_s=180)  # noqa: SLF001
+    nodes = vm_nodes.connect_all(lab, deadline_s=180)
     try:
         for name, node in nodes.items():
             result = node.run("sudo -n sh -c 'systemctl is-active -q pacemaker || { pcs cluster start "
@@ -264,16 +264,16 @@ def _restart_cluster(lab: Lab, progress: Progress) -> dict[str, Any]:
             healthy = False
             progress.say(first.name, f"the cluster did not settle: {exc}")
     finally:
-        lc._close(nodes)  # noqa: SLF001
+        vm_nodes.close(nodes)
     return {"started_by_examiner": started, "settled": healthy, "seconds": round(time.monotonic() - began, 1)}
 
 
-@lc._mutating()  # noqa: SLF001
+@steps.mutating()
 def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PASS_MARK,
            progress: Progress | None = None, by_watcher: bool = False) -> dict[str, Any]:
     """Freeze and grade, reboot every node (boot ids prove it), wait for the cluster, grade again."""
     progress = progress or Progress()
-    lab = lc.require_lab()
+    lab = startstate.require_lab()
     state = examstate.read_state(lab.dir)
     if state is None or state.status == "submitted":
         raise UsageError("no exam is running: 'lab exam start'")
@@ -302,7 +302,7 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
     if any(e.persistent for e in exercises):
         t1 = time.monotonic()
         with progress.step("lab", "persistence phase: reboot every node", limit=600):
-            result = reboot_probe(lab.node_names, lambda n: lc.lab_node(lab, n, 5.0))
+            result = reboot_probe(lab.node_names, lambda n: vm_nodes.lab_node(lab, n, 5.0))
         times["reboot_seconds"] = round(time.monotonic() - t1, 1)
         after = _boot_ids(lab)
         rebooted = sorted(n for n in lab.node_names if after.get(n) and after[n] != before.get(n))
