@@ -16,6 +16,7 @@ silently when an exercise's solution changes).
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ UNTIL = '<rule id="{id}-r" score="INFINITY"><date_expression id="{id}-d" operati
 FROM = '<rule id="{id}-r" score="INFINITY"><date_expression id="{id}-d" operation="gt" start="2030-01-01"/></rule>'
 WORK_HOURS = ('<rule id="{id}-r" score="INFINITY"><date_expression id="{id}-d" operation="date_spec">'
               '<date_spec id="{id}-s" hours="9-16"/></date_expression></rule>')
+# Windows relative to the hour the tests run in (pacemaker reads date_spec in local time), so a
+# check of the state now does not depend on the time of day: one that holds now and ends within
+# two hours, one that never holds in the next two hours.
+_HOUR = min(time.localtime().tm_hour, 22)
+THIS_HOUR_ON = WORK_HOURS.replace('hours="9-16"', f'hours="{_HOUR}-{_HOUR + 1}"')
+ANOTHER_HOUR = WORK_HOURS.replace('hours="9-16"', f'hours="{(time.localtime().tm_hour + 3) % 24}"')
 
 
 def solution(exercise_id: str, tool: str) -> list[str]:
@@ -136,8 +143,11 @@ def _seed_cases() -> list[Case]:
         (ex, "disabled-but-unmanaged", ["pcs resource unmanage Dummy", "pcs resource disable Dummy"], ["stopped"]),
         (ex, "banned-everywhere-instead", ["pcs resource ban Dummy {node1}", "pcs resource ban Dummy {node2}"],
          ["disabled"]),
-        (ex, "only-during-work-hours", [meta_set("Dummy", "off", {"target-role": "Stopped"}, WORK_HOURS)],
+        # Stopped now, not for good: the disabled check looks ahead; the stopped check is about now.
+        (ex, "only-this-hour-and-next", [meta_set("Dummy", "off", {"target-role": "Stopped"}, THIS_HOUR_ON)],
          ["disabled"]),
+        (ex, "only-in-another-hour", [meta_set("Dummy", "off", {"target-role": "Stopped"}, ANOTHER_HOUR)],
+         ["disabled", "stopped"]),
         (ex, "alt:crm_resource", ["crm_resource -r Dummy --meta -p target-role -v Stopped"], []),
         (ex, "alt:second-nvset", ["crm_resource -r Dummy --meta -p target-role -v Stopped --set-name Dummy-meta2"],
          []),
