@@ -115,7 +115,14 @@ def assert_password_not_logged() -> None:
 
 
 class ArgvSampler:
-    """Reads every process's command line on the nodes over and over while a command runs."""
+    """Reads every process's command line on the nodes over and over while a command runs.
+
+    A pause between samples: sampling back to back kept each emulated guest busy enough that
+    pcsd's `pcs cluster destroy` (22 s alone after a revert) missed pcs cluster setup's fixed 60 s
+    request timeout, twice in a row. A process holding a password in its argv (pcs host auth with
+    -p) lives for many seconds under emulation: one sample every few seconds still sees it."""
+
+    PAUSE = 5.0
 
     def __init__(self) -> None:
         import threading
@@ -129,6 +136,7 @@ class ArgvSampler:
             script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done 2>/dev/null"
             out = lab("ssh", node, "sudo sh -c " + shlex.quote(script), timeout=120)
             self.samples.append(out.stdout)
+            self.stop.wait(self.PAUSE)
 
     def __enter__(self) -> ArgvSampler:
         for thread in self.threads:
