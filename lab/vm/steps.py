@@ -96,7 +96,9 @@ def run_steps(sequence: str, steps: Sequence[Step[C]], ctx: C) -> None:
     continues)."""
     for step in steps:
         if step.is_done(ctx):
-            log.note(step.where, f"{sequence}: step {step.name}: already done")
+            # A recorded mark: done by an earlier run; a predicate alone: nothing to do this time.
+            why = "already done" if step.mark is not None else "nothing to do"
+            log.note(step.where, f"{sequence}: step {step.name}: {why}")
             continue
         log.note(step.where, f"{sequence}: step {step.name} start")
         timer = log.Timer()
