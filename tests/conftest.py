@@ -18,8 +18,9 @@ from tests.sshd import sshd  # noqa: F401 (the loopback sshd fixture, one per te
 def _private_lab_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
                       tmp_path_factory: pytest.TempPathFactory) -> None:
     """Offline tests never write the user's lab home (`lab check` appends to its progress
-    history); the VM tests set their own LAB_HOME and keep it for the whole session."""
-    if request.node.get_closest_marker("vm") is None:
+    history); the VM and catalogue tests set their own LAB_HOME and keep it for the whole session
+    (a per-test value here would be undone after each test, and the next one finds no lab)."""
+    if not any(request.node.get_closest_marker(m) for m in ("vm", "catalogue")):
         monkeypatch.setenv("LAB_HOME", str(tmp_path_factory.mktemp("lab-home")))
 
 
