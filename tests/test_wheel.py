@@ -44,6 +44,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "venv" / "bin"
 
 
+def _env() -> dict[str, str]:
+    """This environment without PYTHONPATH: a checkout on it would shadow the installed wheel."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def _lab(bindir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, LAB_HOME=str(cwd / "home"), PATH=f"{bindir}:{os.environ['PATH']}")
     env.pop("PYTHONPATH", None)
@@ -54,7 +61,7 @@ def _lab(bindir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
 def test_lab_comes_from_the_venv_not_the_checkout(installed: Path, tmp_path: Path) -> None:
     where = subprocess.run([str(installed / "python"), "-c", "import lab, lab.core.paths as p; "
                             "print(lab.__file__); print(p.project_root())"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
     module, data = where.stdout.split()
     assert str(installed.parent) in module and str(ROOT) not in module
     assert (Path(data) / "Vagrantfile.j2").is_file() and (Path(data) / "boxes" / "profiles" / "debian12.toml").is_file()
@@ -76,7 +83,7 @@ def test_catalogue_show_and_check_a_saved_cib(installed: Path, tmp_path: Path) -
 def test_every_node_script_is_installed(installed: Path, tmp_path: Path) -> None:
     shipped = {p.relative_to(ROOT / "lab").as_posix() for p in (ROOT / "lab" / "scripts").rglob("*.sh")}
     site = Path(subprocess.run([str(installed / "python"), "-c", "import lab; print(lab.__file__)"],
-                               capture_output=True, text=True, cwd=tmp_path).stdout.strip()).parent
+                               env=_env(), capture_output=True, text=True, cwd=tmp_path).stdout.strip()).parent
     assert shipped, "lab/scripts holds the node scripts"
     assert shipped == {p.relative_to(site).as_posix() for p in (site / "scripts").rglob("*.sh")}
 
