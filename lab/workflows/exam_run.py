@@ -269,6 +269,18 @@ def _restart_cluster(lab: Lab, progress: Progress) -> dict[str, Any]:
 
 
 @steps.mutating()
+
+def _freeze_and_judge(lab: Lab, exercises: Sequence[Exercise], folder: Path,
+                      say: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """Freeze every node's evidence into FOLDER and judge it: (judgement, evidence meta). A lab that
+    cannot be frozen is judged as ERROR with the reason, and gives no meta."""
+    try:
+        facts, meta = freeze(lab, exercises, folder, say)
+        return examscore.judge_phase(exercises, facts), meta
+    except LabError as exc:
+        return examscore.judge_phase(exercises, None, str(exc)), {}
+
+
 def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PASS_MARK,
            progress: Progress | None = None, by_watcher: bool = False) -> dict[str, Any]:
     """Freeze and grade, reboot every node (boot ids prove it), wait for the cluster, grade again."""
@@ -290,11 +302,7 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
                              "build_seconds": state.build_seconds, "by_deadline": by_watcher}
     t0 = time.monotonic()
     with progress.step("lab", "freeze the evidence of every node and grade it"):
-        try:
-            pre_facts, pre_meta = freeze(lab, exercises, folder / "evidence" / "pre", say)
-            pre = examscore.judge_phase(exercises, pre_facts)
-        except LabError as exc:
-            pre_meta, pre = {}, examscore.judge_phase(exercises, None, str(exc))
+        pre, pre_meta = _freeze_and_judge(lab, exercises, folder / "evidence" / "pre", say)
     times["freeze_grade_seconds"] = round(time.monotonic() - t0, 1)
     before = {n: (pre_meta.get("nodes") or {}).get(n, {}).get("boot_id") for n in lab.node_names}
     reboot: dict[str, Any] = {}
@@ -322,11 +330,7 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
                                  + ("settled" if reboot["settled"] else "the cluster did not come back in time"))
             t3 = time.monotonic()
             with progress.step("lab", "grade again after the reboot"):
-                try:
-                    post_facts, _ = freeze(lab, exercises, folder / "evidence" / "post", say)
-                    post = examscore.judge_phase(exercises, post_facts)
-                except LabError as exc:
-                    post = examscore.judge_phase(exercises, None, str(exc))
+                post, _ = _freeze_and_judge(lab, exercises, folder / "evidence" / "post", say)
             times["post_grade_seconds"] = round(time.monotonic() - t3, 1)
         times["persistence_seconds"] = round(time.monotonic() - t1, 1)  # reboot, proof, settle, grade
     tasks = examscore.task_entries(exercises, [t.weight for t in state.plan.tasks], pre, post)
