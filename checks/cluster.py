@@ -118,17 +118,18 @@ def all_nodes_online(facts: Facts) -> Verdict:
 @check("partition_quorate", live=True, gathers=(QUORUM,))
 def partition_quorate(facts: Facts) -> Verdict:
     """Corosync on every node reports a quorate partition, and pacemaker agrees."""
+    return _on_every_node(facts, quorum_complaint, "partition is quorate on every node")
 
-    def complaint(node: NodeFacts) -> str | None:
-        if node.quorum is None:
-            return "corosync-quorumtool gave no answer (is corosync running?)"
-        if not node.quorum.quorate:
-            return "partition is not quorate"
-        if node.status is None or not node.status.quorate:
-            return "pacemaker reports no quorum"
-        return None
 
-    return _on_every_node(facts, complaint, "partition is quorate on every node")
+def quorum_complaint(node: NodeFacts | None) -> str | None:
+    """Why a node's partition is not quorate in corosync's or pacemaker's view (None: it is)."""
+    if node is None or node.quorum is None:
+        return "corosync-quorumtool gave no answer (is corosync running?)"
+    if not node.quorum.quorate:
+        return "partition is not quorate"
+    if node.status is None or not node.status.quorate:
+        return "pacemaker reports no quorum"
+    return None
 
 
 @check("corosync_option", live=True, needs_cib=False, gathers=(COROSYNC_CONF,))

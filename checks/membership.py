@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from checks import Verdict, check, fail, ok
-from checks.cluster import NO_CONF, _unreachable_verdict
+from checks.cluster import NO_CONF, _unreachable_verdict, quorum_complaint
 from lab.core.errors import LabError
 from lab.core.xmlsafe import one_line
 from lab.gather import predict
@@ -135,13 +135,7 @@ def quorate_without(facts: Facts, node: str) -> Verdict:
     node = lab_node(facts, node)
 
     def complaint(_name: str, facts_of: NodeFacts | None) -> str | None:
-        if facts_of is None or facts_of.quorum is None:
-            return "corosync-quorumtool gave no answer (is corosync running?)"
-        if not facts_of.quorum.quorate:
-            return "partition is not quorate"
-        if facts_of.status is None or not facts_of.status.quorate:
-            return "pacemaker reports no quorum"
-        return None
+        return quorum_complaint(facts_of)
 
     return _each_cluster_node(facts, _cluster(facts, node, False), complaint) or ok(
         f"the partition is quorate on every node but {node}")
