@@ -73,9 +73,9 @@ def plain_path(nodes: int, driver: str) -> float:
                                 capture_output=True, timeout=3600)
         seconds = time.monotonic() - began
         subprocess.run(["vagrant", "destroy", "-f"], cwd=tmp, env=env, capture_output=True, timeout=600)
-    from lab.vm import virt
+    from lab.vm import libvirt_owned
 
-    virt.remove_leftovers("flab-plainbench-")
+    libvirt_owned.remove_leftovers("flab-plainbench-")
     if result.returncode:
         sys.exit(f"plain vagrant up failed: {result.stdout[-1500:]}{result.stderr[-1500:]}")
     return seconds
@@ -93,9 +93,9 @@ def main() -> None:
     print(f"lab up ({args.nodes} nodes, healthy cluster, snapshots taken): {ours:.1f} s")
     print(f"peak host RAM of the {args.nodes} qemu processes: {rss.peak / 1024:.0f} MiB")
     if not args.skip_plain:
-        from lab.vm import virt
+        from lab.vm import kvm
 
-        driver, _ = virt.choose_driver()
+        driver, _ = kvm.choose_driver()
         plain = plain_path(args.nodes, driver)
         print(f"plain vagrant up --no-parallel + shell provisioner: {plain:.1f} s")
         print(f"ratio lab up / plain: {ours / plain:.2f} (goal <= 0.33)")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.core.errors import PacemakerError
 from lab.engine.exercises import load
 from lab.gather import pacemaker
 from lab.gather.simulation import FAR_FUTURE, Scenario, simulate
@@ -251,5 +252,5 @@ def test_dates_decided_by_crm_rule(bases: Bases) -> None:
 
 
 def test_tool_errors_are_clear() -> None:
-    with pytest.raises(pacemaker.PacemakerError, match="crm_resource"):
+    with pytest.raises(PacemakerError, match="crm_resource"):
         pacemaker.meta_value("<cib/>", "web", "target-role")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab.transport import scripts
-from lab.vm import provision, virt
+from lab.vm import libvirt_host, provision
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,14 +66,14 @@ def _open(uri: str):  # noqa: ANN202
 def test_ensure_pool_defines_starts_and_is_idempotent(tmp_path: Path) -> None:
     conn = _open("test:///default")
     try:
-        assert not virt.pool_state(conn=conn).exists
-        made = virt.ensure_pool(directory=str(tmp_path / "images"), conn=conn)
+        assert not libvirt_host.pool_state(conn=conn).exists
+        made = libvirt_host.ensure_pool(directory=str(tmp_path / "images"), conn=conn)
         assert "defined pool 'default'" in made and "started" in made
-        state = virt.pool_state(conn=conn)
+        state = libvirt_host.pool_state(conn=conn)
         assert state.exists and state.active and state.path == str(tmp_path / "images")
-        assert virt.ensure_pool(directory=str(tmp_path / "images"), conn=conn) == ""
+        assert libvirt_host.ensure_pool(directory=str(tmp_path / "images"), conn=conn) == ""
         conn.storagePoolLookupByName("default").destroy()
-        assert virt.ensure_pool(conn=conn) == "started pool 'default'"
+        assert libvirt_host.ensure_pool(conn=conn) == "started pool 'default'"
     finally:
         conn.close()
 

@@ -492,7 +492,7 @@ def test_engine_grades_each_live_node_once_for_all_exercises(monkeypatch: pytest
     """In-process: one gather per student (all nodes in one call) with the union of sections."""
     from lab.engine.grading import sections_for
     from lab.gather.facts import facts_from_cib_file
-    from lab.transport.ssh import NodeAddress
+    from lab.transport.address import NodeAddress
     from lab.workflows import classgrade
 
     calls = []
@@ -515,7 +515,7 @@ def test_destructive_probes_are_withheld_without_yes(monkeypatch: pytest.MonkeyP
                                                      states: dict[tuple[str, str], Path]) -> None:
     """fencing and cluster-enable act on machines: skipped and saying so unless allowed."""
     from lab.gather.facts import facts_from_cib_file
-    from lab.transport.ssh import NodeAddress
+    from lab.transport.address import NodeAddress
     from lab.workflows import classgrade
 
     asked: list[frozenset[str]] = []

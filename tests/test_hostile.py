@@ -34,8 +34,9 @@ from lab.engine.exercises import load
 from lab.engine.grading import grade
 from lab.engine.offline import OfflineCluster
 from lab.gather.facts import facts_from_cib_file, gather_node
+from lab.transport.address import NodeAddress
 from lab.transport.runner import run_local
-from lab.transport.ssh import NodeAddress, SSHNode
+from lab.transport.ssh import SSHNode
 from tests.sshd import Sshd, running_sshd
 
 pytestmark = pytest.mark.skipif(shutil.which("crm_mon") is None or shutil.which("pcs") is None,

@@ -32,7 +32,8 @@ from checks.membership import (
     pacemaker_node_list,
     quorate_without,
 )
-from lab.engine.exercises import Exercise, command_context, load, render_command
+from lab.engine.commands import command_context, render_command
+from lab.engine.exercises import Exercise, load
 from lab.engine.grading import sections_for
 from lab.engine.offline import OfflineCluster
 from lab.gather import parsers

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.engine.exercises import command_context, load, render_command
-from lab.transport.ssh import NodeAddress, SSHNode
+from lab.engine.commands import command_context, render_command
+from lab.engine.exercises import load
+from lab.transport.address import NodeAddress
+from lab.transport.ssh import SSHNode
 from lab.vm import fencehost, provision
 from lab.vm.commands import run_commands
 from tests.sshd import Sshd

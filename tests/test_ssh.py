@@ -291,7 +291,8 @@ def fast_open(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _node(sshd: Sshd, tmp_path: Path):  # noqa: ANN202 - lab.transport.ssh.SSHNode
-    from lab.transport.ssh import NodeAddress, SSHNode
+    from lab.transport.address import NodeAddress
+    from lab.transport.ssh import SSHNode
 
     return SSHNode(NodeAddress.parse(sshd.spec("node1")), identity=sshd.client_key,
                    known_hosts=tmp_path / "known_hosts", connect_timeout=1.0)

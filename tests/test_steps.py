@@ -23,8 +23,9 @@ from lab.cli import main as cli
 from lab.core.errors import NodeError
 from lab.core.paths import project_root
 from lab.transport import log
+from lab.transport.address import NodeAddress
 from lab.transport.runner import run_local
-from lab.transport.ssh import NodeAddress, SSHNode
+from lab.transport.ssh import SSHNode
 from lab.vm import commands, lifecycle, provision
 from lab.vm.labstate import Lab, Owned, StepName
 from lab.vm.nodes import connect_retry

@@ -19,10 +19,11 @@ from lab.core.errors import LabError
 from lab.engine.offline import OfflineCluster
 from lab.transport import log
 from lab.transport import retry as retry_module
+from lab.transport.address import NodeAddress
 from lab.transport.base import Runner
 from lab.transport.local import CibFileRunner, LocalRunner
 from lab.transport.retry import GaveUp, retry
-from lab.transport.ssh import NodeAddress, SSHNode
+from lab.transport.ssh import SSHNode
 from tests.sshd import Sshd, free_port
 
 LINE = re.compile(r"^\S+ (?P<where>\S+)\s+exit=(?P<rc>-?\d+)\s+(?P<secs>\d+\.\d\d)s  (?P<what>.*)$")

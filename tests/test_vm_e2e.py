@@ -71,9 +71,9 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterato
         pytest.skip(f"libvirt ({URI}) or vagrant not available: start 'virtlogd -d; libvirtd -d'")
     home = Path(os.environ.get("LAB_E2E_HOME") or tmp_path_factory.mktemp("labhome"))
     os.environ["LAB_HOME"] = str(home)
-    from lab.vm import virt
+    from lab.vm import libvirt_owned
 
-    virt.remove_leftovers(PREFIX)  # stale objects of a killed earlier run
+    libvirt_owned.remove_leftovers(PREFIX)  # stale objects of a killed earlier run
     # build.sh returns at once when the cached box was built from the current recipe.
     subprocess.run(["bash", str(project_root() / "boxes" / "debian12" / "build.sh")], check=True, timeout=1800)
     began = time.monotonic()

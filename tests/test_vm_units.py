@@ -20,7 +20,7 @@ from lab.core.corosync import parse_corosync_conf
 from lab.core.errors import ExerciseSchemaError, UsageError
 from lab.engine.exercises import load_all
 from lab.transport import scripts
-from lab.vm import faults, kvm, profiles, provision, virt
+from lab.vm import faults, kvm, libvirt_conn, libvirt_host, libvirt_owned, profiles, provision, virt
 from lab.vm import vagrant as vg
 from lab.vm.labstate import Lab, current_lab, write_atomic
 
@@ -395,7 +395,7 @@ def test_root_ssh_script_installs_key_authorization_and_host_keys(tmp_path: Path
 def test_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """libvirt's in-process test driver: its state lives while a connection to it is open."""
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
-    conn = virt.connect()
+    conn = libvirt_conn.connect()
     try:
         yield conn
     finally:
@@ -421,17 +421,17 @@ def test_domains_and_snapshots_through_libvirts_test_driver(test_driver: object)
     assert virt.domain_states(["test"]) == {"test": "running"}
     assert virt.domain_networks("test") == {"default"}
     assert virt.lease_ip("flab-none-node1") is None
-    with pytest.raises(virt.VirtError, match="test has no snapshot 'gone'"):
+    with pytest.raises(libvirt_conn.VirtError, match="test has no snapshot 'gone'"):
         virt.revert(["test"], "gone")
-    with pytest.raises(virt.VirtError, match="domain flab-none-node1 does not exist"):
+    with pytest.raises(libvirt_conn.VirtError, match="domain flab-none-node1 does not exist"):
         virt.suspend(["flab-none-node1"])
 
 
 def test_networks_and_leftovers_through_libvirts_test_driver(test_driver: object) -> None:
-    assert "192.168.122.0/24" in virt.used_subnets()
-    assert virt.bridge_name("default") == "virbr0"
-    with pytest.raises(virt.VirtError, match="no libvirt network flab-none-priv"):
-        virt.bridge_name("flab-none-priv")
-    assert virt.find_leftovers("flab-none-").empty
-    with pytest.raises(virt.VirtError, match="not a lab's prefix"):
-        virt.find_leftovers("test")
+    assert "192.168.122.0/24" in libvirt_host.used_subnets()
+    assert libvirt_host.bridge_name("default") == "virbr0"
+    with pytest.raises(libvirt_conn.VirtError, match="no libvirt network flab-none-priv"):
+        libvirt_host.bridge_name("flab-none-priv")
+    assert libvirt_owned.find_leftovers("flab-none-").empty
+    with pytest.raises(libvirt_conn.VirtError, match="not a lab's prefix"):
+        libvirt_owned.find_leftovers("test")

@@ -189,7 +189,8 @@ def cmd_exam(args: argparse.Namespace) -> int:
 def review_text(doc: dict) -> str:
     """Each task with its parameters, every check judged, and the reference solutions for them."""
     from lab.cli.showing import display_context
-    from lab.engine.exercises import load, render_command
+    from lab.engine.commands import render_command
+    from lab.engine.exercises import load
 
     context = display_context()
     lines = [examscore_header(doc)]
@@ -234,11 +235,15 @@ def enforce(args: argparse.Namespace) -> None:
     """During an exam: warnings on every command; start/reset refused (they would wipe it);
     check/solve/hints/solutions refused unless --practice (which marks the exam as practice);
     destroy ends the exam's watcher first and says so."""
-    from lab.workflows import examstate
+    from lab.workflows import examfile
 
     command = args.command
     if command == "destroy":
         _end_watcher_of(args.force)
+    if examfile.current_state_file() is None:
+        return  # the common case: no exam here, and nothing of the catalogue loaded to know it
+    from lab.workflows import examstate
+
     found = examstate.current_exam()
     if found is None:
         return

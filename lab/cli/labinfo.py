@@ -10,8 +10,9 @@ from pathlib import Path
 from lab.core.errors import LabError, NodeError
 from lab.transport import log
 from lab.vm import virt
-from lab.vm.labstate import Lab, NoLabUp, current_name
-from lab.vm.lifecycle import NoSuchLab, lab_node, require_lab
+from lab.vm.labstate import Lab, NoLabUp, current_lab, current_name
+from lab.vm.lifecycle import NoSuchLab
+from lab.vm.nodes import lab_node
 from lab.vm.startstate import TooFewNodes, TooManyNodes
 from lab.vm.steps import StepFailed, command_log
 
@@ -33,7 +34,7 @@ def logged(name: str | None = None) -> Iterator[Path | None]:
 
 
 def status_lines() -> list[str]:
-    lab = require_lab()
+    lab = current_lab()
     domains = {n: lab.domain_name(n) for n in lab.node_names}
     states = virt.domain_states(list(domains.values()))
     lines = [f"lab {lab.name}: box {lab.state.box}, driver {lab.state.driver}, "
@@ -53,7 +54,7 @@ def status_lines() -> list[str]:
 
 
 def info_lines(secrets: bool = False) -> list[str]:
-    lab = require_lab()
+    lab = current_lab()
     state = lab.state
     lines = [f"lab:        {lab.name}", f"folder:     {lab.dir}", f"box:        {state.box} ({state.box_name})",
              f"driver:     {state.driver}",

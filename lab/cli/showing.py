@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import textwrap
 
-from lab.engine.exercises import Exercise, command_context, pcs_generation, render_command
+from lab.engine.commands import command_context, render_command
+from lab.engine.exercises import Exercise
+from lab.engine.pcs import pcs_generation
 from lab.transport.runner import run_local
 
 

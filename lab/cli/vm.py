@@ -63,32 +63,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    from lab.vm import lifecycle
+    from lab.vm import sshclient
 
-    argv = lifecycle.ssh_argv(args.node, args.remote)
+    argv = sshclient.ssh_argv(args.node, args.remote)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 0  # not reached
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from lab.vm import lifecycle
+    from lab.vm import startstate
 
-    lifecycle.start(args.exercise)
+    startstate.start(args.exercise)
     return 0
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from lab.vm import lifecycle
+    from lab.vm import startstate
 
-    lifecycle.reset()
+    startstate.reset()
     return 0
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from lab.vm import lifecycle
+    from lab.vm import startstate
 
-    lifecycle.solve(args.exercise, tool=args.tool)
+    startstate.solve(args.exercise, tool=args.tool)
     return 0
 
 

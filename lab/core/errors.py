@@ -23,6 +23,11 @@ class ExerciseSchemaError(UsageError):
     """An exercise data file does not match the exercise schema."""
 
 
+class PacemakerError(LabError):
+    """A pacemaker tool could not answer (missing, crashed, refused the CIB, or printed an
+    answer without the part asked for)."""
+
+
 class NodeError(LabError):
     """A node could not be reached or a command on it failed; NODE and COMMAND (what ran, in
     words) say where, for the step that reports it."""

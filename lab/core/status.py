@@ -12,7 +12,7 @@ from types import MappingProxyType
 from xml.etree.ElementTree import Element
 
 from lab.core.cib import normalise_role
-from lab.core.errors import InputError
+from lab.core.errors import InputError, PacemakerError
 from lab.core.scores import INFINITY, is_true, parse_score
 
 
@@ -207,7 +207,7 @@ def revised_status(root: Element) -> Status:
     """The cluster status after the transition, from crm_simulate's XML output."""
     revised = root.find("revised_cluster_status")
     if revised is None:
-        raise InputError("crm_simulate printed no revised cluster status")
+        raise PacemakerError("crm_simulate printed no revised cluster status")
     view = Element("pacemaker-result")
     view.extend(list(revised))
     return status_from_element(view)

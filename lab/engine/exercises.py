@@ -12,14 +12,8 @@ from typing import Any
 
 from lab.core.errors import ExerciseSchemaError, UsageError
 from lab.core.tomlfile import read_toml, validated
-from lab.engine.commands import OFFLINE_VIP, command_context, render_command
 from lab.engine.pcs import is_pcs010, pcs_generation
-from lab.engine.schema import BASELINES, FIXTURES, ID_PATTERN, ExerciseDoc, ParamDoc
-
-# Callers import these from here (lab.vm.provision: pcs_generation; the CLI: render_command).
-__all__ = ["BASELINES", "FIXTURES", "OFFLINE_VIP", "CheckRef", "Exercise", "Param", "StartState",
-           "Touches", "command_context", "exercises_dir", "load", "load_all", "load_exercise_file",
-           "parse_exercise", "pcs_generation", "render_command"]
+from lab.engine.schema import ID_PATTERN, ExerciseDoc, ParamDoc
 
 _ID = re.compile(ID_PATTERN)
 # Values of these hold commands: a node parameter is written {nodeK} there (filled per lab).

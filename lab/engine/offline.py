@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lab.core.errors import LabError
-from lab.engine.exercises import command_context, render_command
+from lab.engine.commands import command_context, render_command
 from lab.transport.local import CibFileRunner
 from lab.transport.runner import CommandResult, require_ok, run_local
 

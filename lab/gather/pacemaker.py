@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from lab.core.errors import LabError
+from lab.core.errors import PacemakerError
 from lab.core.scores import parse_score
 from lab.core.status import Status, revised_status
 from lab.core.xmlsafe import parse_untrusted
@@ -31,10 +31,6 @@ TIMEOUT = 60.0
 # A date far enough ahead that every lifetime (ban/move --lifetime, date rules) has run out.
 FAR_FUTURE = "2099-12-31 00:00:00"
 CACHE_SIZE = 512
-
-
-class PacemakerError(LabError):
-    """A pacemaker tool could not answer (missing, crashed, or refused the CIB)."""
 
 
 def _env(path: Path, user: str | None = None) -> dict[str, str]:

@@ -12,9 +12,10 @@ import functools
 import tempfile
 from pathlib import Path
 
+from lab.core.errors import PacemakerError
 from lab.core.status import Status, revised_status
 from lab.core.xmlsafe import parse_untrusted
-from lab.gather.pacemaker import TIMEOUT, PacemakerError
+from lab.gather.pacemaker import TIMEOUT
 from lab.transport.runner import run_local
 
 

@@ -10,9 +10,10 @@ import time
 
 from lab.core.errors import NodeError, UsageError
 from lab.core.progress import Progress
+from lab.transport.address import NodeAddress
 from lab.transport.retry import GaveUp, retry
-from lab.transport.ssh import NodeAddress, SSHNode
-from lab.vm import profiles, provision, virt
+from lab.transport.ssh import SSHNode
+from lab.vm import libvirt_host, libvirt_owned, profiles, provision, virt
 from lab.vm import vagrant as vg
 from lab.vm.cluster import say_retries
 from lab.vm.keys import pin_host_key
@@ -44,7 +45,7 @@ def prepare_domains(lab: Lab, states: dict[str, str], progress: Progress) -> lis
             stopped.append(domain)
     if stopped:
         with progress.step("lab", f"start {', '.join(stopped)} (libvirt)"):
-            virt.start_networks(lab.owned.networks)
+            libvirt_host.start_networks(lab.owned.networks)
             virt.start_domains(stopped)
     return to_create
 
@@ -57,12 +58,12 @@ def _remake_half_made(lab: Lab, node: str, state: str, progress: Progress) -> st
     if state != "absent" and (not vg.machine_id_file(lab, node).is_file()
                               or not set(lab.owned.networks) <= (virt.domain_networks(domain) or set())):
         progress.say(node, f"{domain} was left half-made by an interrupted run: made again")
-        virt.remove_owned(half_made)
+        libvirt_owned.remove_owned(half_made)
         state = "absent"
     if state == "absent":
         # A disk without its domain (a create stopped before the define): vagrant-libvirt
         # refuses to go on ("Volume for domain is already created").
-        removed, _ = virt.remove_owned(half_made)
+        removed, _ = libvirt_owned.remove_owned(half_made)
         if removed.volumes:
             progress.say(node, f"removed {', '.join(removed.volumes)} left without its domain")
         with contextlib.suppress(FileNotFoundError):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from lab.core.progress import Progress
-from lab.engine.exercises import pcs_generation
+from lab.engine.pcs import pcs_generation
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
 from lab.vm import provision

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from lab.core.errors import UsageError
-from lab.engine.exercises import command_context, render_command
+from lab.engine.commands import command_context, render_command
 from lab.transport.ssh import SSHNode
 from lab.vm import provision
 from lab.vm.labstate import Lab

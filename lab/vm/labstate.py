@@ -21,7 +21,7 @@ from typing import Any
 from lab.core.errors import UsageError
 from lab.core.paths import lab_home
 from lab.transport import log
-from lab.transport.ssh import NodeAddress
+from lab.transport.address import NodeAddress
 from lab.vm.lablock import DEFAULT_LOCK_WAIT, LabBusy, Locking, command_line, lock_wait
 from lab.vm.statemodel import (
     MAX_NODES,

@@ -11,40 +11,28 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lab.core.errors import LabError, NodeError, UsageError
 from lab.core.paths import lab_home
 from lab.core.progress import Progress
-from lab.vm import fixtures, profiles, virt
+from lab.vm import fixtures, kvm, libvirt_conn, libvirt_host, libvirt_owned, profiles, virt
 from lab.vm import vagrant as vg
 from lab.vm.bringup import BOOT_TIMEOUT, prepare_domains, provision_node
 from lab.vm.cluster import build_cluster
 from lab.vm.keys import generate_key, root_ssh
-from lab.vm.labstate import MAX_NODES, SSH_USER, Lab, LabState, Owned, StateError, StepName, current_name
+from lab.vm.labstate import MAX_NODES, Lab, LabState, Owned, StateError, StepName, current_lab, current_name
 from lab.vm.network import host_routes, pick_subnets
-from lab.vm.nodes import connect_retry, lab_node, parallel, sync_clocks
+from lab.vm.nodes import parallel, sync_clocks
 from lab.vm.startstate import (
     SNAP_CLUSTER,
     SNAP_INSTALLED,
-    StartTimes,
-    require_lab,
-    reset,
-    settle_after_faults,
-    solve,
-    start,
 )
-from lab.vm.steps import Step, StepFailed, mutating, run_steps
+from lab.vm.steps import Step, mutating, run_steps
 
 DEFAULT_NODES = 2
 DEFAULT_MEMORY = 768
 DEFAULT_CPUS = 1
-
-__all__ = ["BOOT_TIMEOUT", "SNAP_CLUSTER", "SNAP_INSTALLED", "StartTimes", "StepFailed", "connect_retry",
-           "destroy", "halt", "init_lab", "lab_node", "require_lab", "reset", "settle_after_faults", "solve",
-           "ssh_argv", "start", "up"]
-
 
 class LabMismatch(UsageError):
     """`lab up` with a setting that differs from the existing lab's (it is made again to change it)."""
@@ -68,17 +56,17 @@ def init_lab(name: str, *, nodes: int | None, box: str | None, memory: int | Non
     if not 1 <= nodes <= MAX_NODES:
         raise UsageError(f"a lab has 1..{MAX_NODES} nodes, not {nodes}")
     profile = profiles.load_profile(box or "debian12")
-    driver, warning = virt.choose_driver(lab_home() / "kvm-probe.json")
+    driver, warning = kvm.choose_driver(lab_home() / "kvm-probe.json")
     if warning:
         progress.say("host", f"warning: {warning}")
-    priv, mgmt = pick_subnets(virt.used_subnets() + host_routes())
+    priv, mgmt = pick_subnets(libvirt_host.used_subnets() + host_routes())
     lab.dir.mkdir(parents=True, exist_ok=True)
     lab.dir.chmod(0o700)
     # The exact names of every libvirt object the lab will make are recorded here, before any is
     # made: `lab destroy` removes those and nothing else.
     pool = "default"
     lab.state = LabState(name=name, nodes=nodes, box=profile.name, box_name=profile.box,
-                         memory=memory or DEFAULT_MEMORY, cpus=DEFAULT_CPUS, driver=driver, uri=virt.uri(),
+                         memory=memory or DEFAULT_MEMORY, cpus=DEFAULT_CPUS, driver=driver, uri=libvirt_conn.uri(),
                          pool=pool, private_cidr=priv, mgmt_cidr=mgmt,
                          owned=Owned.derive(name, nodes, pool))
     lab.state = LabState.from_json(lab.state.to_json(), f"new state of lab '{name}'", name=name)
@@ -110,7 +98,7 @@ class UpRun:
 
 def _host(run: UpRun) -> None:
     """libvirt's pool, the box, the Vagrantfile; paused domains resumed."""
-    made = virt.ensure_pool(run.lab.state.get("pool", virt.DEFAULT_POOL))
+    made = libvirt_host.ensure_pool(run.lab.state.get("pool", libvirt_host.DEFAULT_POOL))
     if made:
         run.progress.say("lab", f"libvirt storage: {made}")
     done = vg.ensure_box(run.profile.box, run.profile.box_path)
@@ -218,21 +206,7 @@ def up(name: str | None = None, *, nodes: int | None = None, box: str | None = N
     return lab
 
 
-# --- ssh, halt, destroy --------------------------------------------------------
-
-class NoSSHClient(UsageError):
-    """`lab ssh` needs the OpenSSH client on this host."""
-
-
-def ssh_argv(node: str, command: Sequence[str]) -> list[str]:
-    lab = require_lab()
-    spec = lab.node(node)
-    if shutil.which("ssh") is None:
-        raise NoSSHClient("the ssh client is not installed (apt-get install openssh-client)")
-    return ["ssh", "-i", str(lab.identity), "-o", "IdentitiesOnly=yes",
-            "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "LogLevel=ERROR", f"{SSH_USER}@{spec.ip}", *command]
-
+# --- halt, destroy --------------------------------------------------------
 
 @dataclass
 class HaltRun:
@@ -251,7 +225,7 @@ HALT_STEPS: list[Step[HaltRun]] = [Step("vagrant halt", _halt)]
 @mutating()
 def halt(progress: Progress | None = None) -> None:
     """Shut the nodes down (vagrant halt); the snapshots stay."""
-    run_steps("lab halt", HALT_STEPS, HaltRun(require_lab(), progress or Progress()))
+    run_steps("lab halt", HALT_STEPS, HaltRun(current_lab(), progress or Progress()))
 
 
 @dataclass
@@ -261,7 +235,7 @@ class DestroyRun:
     lab: Lab
     progress: Progress
     owned: Owned
-    removed: virt.Leftovers = field(default_factory=lambda: virt.Leftovers((), (), ()))
+    removed: libvirt_owned.Leftovers = field(default_factory=lambda: libvirt_owned.Leftovers((), (), ()))
 
 
 def _vagrant_made(run: DestroyRun) -> bool:
@@ -271,7 +245,7 @@ def _vagrant_made(run: DestroyRun) -> bool:
 
 def _vagrant_destroy(run: DestroyRun) -> None:
     with contextlib.suppress(LabError):  # a hard power-off first: vagrant destroy need not halt them
-        virt.destroy_domains(virt.find_owned(Owned(run.owned.domains, (), (), (), run.owned.pool)).domains)
+        virt.destroy_domains(libvirt_owned.find_owned(Owned(run.owned.domains, (), (), (), run.owned.pool)).domains)
     with run.progress.step("lab", "vagrant destroy"):
         try:
             vg.destroy(run.lab)
@@ -283,7 +257,7 @@ def _remove_owned(run: DestroyRun) -> None:
     domains = run.owned.domains
     with run.progress.step("lab", f"remove the lab's libvirt domains, snapshots, volumes and networks by name "
                                   f"({', '.join(domains[:2])}{', ...' if len(domains) > 2 else ''})"):
-        run.removed, left = virt.remove_owned(run.owned)
+        run.removed, left = libvirt_owned.remove_owned(run.owned)
     if not left.empty:
         raise LabError(f"left behind: {left}; remove them by hand with virsh")
 
@@ -325,7 +299,8 @@ def _owned_names(lab: Lab, force: bool, progress: Progress) -> tuple[Lab, Owned]
 
 
 @mutating()
-def destroy(name: str | None = None, progress: Progress | None = None, *, force: bool = False) -> virt.Leftovers:
+def destroy(name: str | None = None, progress: Progress | None = None, *,
+            force: bool = False) -> libvirt_owned.Leftovers:
     """Remove exactly the libvirt objects the lab owns, then its folder.
 
     The owned names are the state file's. Without a usable state file (missing, corrupt, of
@@ -337,7 +312,7 @@ def destroy(name: str | None = None, progress: Progress | None = None, *, force:
     lab = Lab(name or current_name())
     if not lab.dir.exists() and not force:
         progress.say("lab", str(NoSuchLab(lab)))
-        return virt.Leftovers((), (), ())
+        return libvirt_owned.Leftovers((), (), ())
     lab, owned = _owned_names(lab, force, progress)
     run = DestroyRun(lab, progress, owned)
     run_steps("lab destroy", DESTROY_STEPS, run)

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from lab.core.errors import NodeError
+from lab.transport.address import NodeAddress
 from lab.transport.retry import GaveUp, retry
-from lab.transport.ssh import NodeAddress, SSHNode
+from lab.transport.ssh import SSHNode
 from lab.vm import provision
 from lab.vm.labstate import SSH_USER, Lab
 

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Sequence
 
 from lab.core.errors import NodeError
-from lab.engine.exercises import pcs_generation
+from lab.engine.pcs import pcs_generation
 from lab.transport import scripts
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode

@@ -62,10 +62,6 @@ class StartTimes:
     total: float
 
 
-def require_lab() -> Lab:
-    return current_lab()
-
-
 @dataclass
 class StartRun:
     """What the steps of `lab start` share: the lab, the exercise, its faults, the connections."""
@@ -134,7 +130,7 @@ START_STEPS: list[Step[StartRun]] = [
 @mutating()
 def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
     progress = progress or Progress()
-    lab = require_lab()
+    lab = current_lab()
     exercise = load(exercise_id)
     if exercise.start.min_nodes > len(lab.node_names):
         raise TooFewNodes(exercise.id, exercise.start.min_nodes, len(lab.node_names))
@@ -184,7 +180,7 @@ def apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SS
 
 @mutating()
 def reset(progress: Progress | None = None) -> StartTimes:
-    lab = require_lab()
+    lab = current_lab()
     if not lab.state.get("exercise"):
         raise NoExercise
     return start(lab.state["exercise"], progress)
@@ -223,7 +219,7 @@ SOLVE_STEPS: list[Step[SolveRun]] = [Step("reference solution", _solution), Step
 def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs") -> None:
     """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait."""
     progress = progress or Progress()
-    lab = require_lab()
+    lab = current_lab()
     exercise: Exercise = load(exercise_id)
     commands = exercise.solution_crmsh if tool == "crmsh" else exercise.solution_for(lab.state.get("pcs_version"))
     run = SolveRun(lab, progress, exercise, commands)

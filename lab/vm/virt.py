@@ -7,7 +7,7 @@ wakes up in the same instant, and corosync sees no membership change.
 
 The rest of the lab's libvirt use lives beside this module: the connection (libvirt_conn),
 networks, pools and volumes (libvirt_host), the lab's own objects by name (libvirt_owned) and the
-KVM probe (kvm). The names callers knew here before that split are still importable from here.
+KVM probe (kvm).
 """
 
 from __future__ import annotations
@@ -17,34 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lab.vm.kvm import KVM_PROBE_LIMIT, KvmProbe, choose_driver, probe_kvm
-from lab.vm.libvirt_conn import DEFAULT_URI, VirtError, connect, connection, libvirt_module, lookup_domain, uri
-from lab.vm.libvirt_host import (
-    DEFAULT_POOL,
-    DEFAULT_POOL_DIR,
-    PoolState,
-    bridge_name,
-    ensure_pool,
-    pool_state,
-    prune_box_volumes,
-    shared_disk,
-    start_networks,
-    used_subnets,
-)
-from lab.vm.libvirt_owned import Leftovers, find_leftovers, find_owned, remove_leftovers, remove_owned
-
-__all__ = [
-    # this module: domains and snapshots
-    "STATE_NAMES", "attach_shared_disk", "create_snapshot", "delete_snapshot", "destroy_domains",
-    "domain_networks", "domain_states", "lease_ip", "resume", "revert", "snapshot_names", "start_domains",
-    "suspend",
-    # before the split these lived here too (callers may move to the modules named)
-    "DEFAULT_URI", "VirtError", "connect", "uri",  # libvirt_conn
-    "DEFAULT_POOL", "DEFAULT_POOL_DIR", "PoolState", "bridge_name", "ensure_pool", "pool_state",
-    "prune_box_volumes", "shared_disk", "start_networks", "used_subnets",  # libvirt_host
-    "Leftovers", "find_leftovers", "find_owned", "remove_leftovers", "remove_owned",  # libvirt_owned
-    "KVM_PROBE_LIMIT", "KvmProbe", "choose_driver", "probe_kvm",  # kvm
-]
+from lab.vm.libvirt_conn import VirtError, connection, libvirt_module, lookup_domain
 
 STATE_NAMES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
                5: "shutoff", 6: "crashed", 7: "pmsuspended"}

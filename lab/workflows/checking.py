@@ -13,7 +13,8 @@ from lab.engine.exercises import Exercise
 from lab.engine.grading import Report, grade, sections_for
 from lab.gather.facts import Facts, facts_from_cib_file, gather_live
 from lab.gather.probes import destructive_probes, probe_names, run_probes, without_probes
-from lab.transport.ssh import NodeAddress, SSHNode
+from lab.transport.address import NodeAddress
+from lab.transport.ssh import SSHNode
 from lab.vm.labstate import current_lab
 
 

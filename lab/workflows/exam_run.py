@@ -33,8 +33,8 @@ from lab.transport.ssh import SSHNode
 from lab.vm import commands, provision, startstate, steps, virt
 from lab.vm import faults as faultlib
 from lab.vm import nodes as vm_nodes
-from lab.vm.labstate import Lab, current_name
-from lab.workflows import exam, examscore, examstate, history
+from lab.vm.labstate import Lab, current_lab, current_name
+from lab.workflows import exam, examfile, examscore, examstate, history
 from lab.workflows.gradebook import read_key
 
 SETTLE_TIMEOUT = 300
@@ -101,7 +101,7 @@ def freeze(lab: Lab, exercises: Sequence[Exercise], folder: Path,
 
 def _archive(lab: Lab) -> None:
     """A finished exam's folder moves to exams/ (kept), so the new one starts empty."""
-    folder = examstate.exam_dir(lab.dir)
+    folder = examfile.exam_dir(lab.dir)
     if folder.exists():
         target = lab.dir / "exams" / time.strftime("%Y%m%d-%H%M%S")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
           progress: Progress | None = None) -> examstate.ExamState:
     """Build one lab state for every task, prove every task red, then start the timer."""
     progress = progress or Progress()
-    lab = startstate.require_lab()
+    lab = current_lab()
     old = examstate.read_state(lab.dir)
     if old is not None and old.status != "submitted":
         raise UsageError("an exam is already running on this lab: 'lab exam submit' first")
@@ -151,7 +151,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
         startstate.settle_after_faults(lab, faults, nodes, progress)
     finally:
         vm_nodes.close(nodes)
-    folder = examstate.exam_dir(lab.dir)
+    folder = examfile.exam_dir(lab.dir)
     with progress.step("lab", "baseline: every task grades red"):
         facts, _meta = freeze(lab, exercises, folder / "evidence" / "baseline", lambda t: progress.say("lab", t))
         green = [f"{i}. {e.id}" for i, e in enumerate(exercises, 1) if grade(e, facts).passed]
@@ -174,7 +174,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
 
 def start_watcher(lab: Lab) -> int:
     """A host process of its own session (it outlives this command) that submits at the deadline."""
-    log = (examstate.exam_dir(lab.dir) / "watcher.log").open("a")
+    log = (examfile.exam_dir(lab.dir) / "watcher.log").open("a")
     env = dict(os.environ, LAB_NAME=lab.name)
     proc = subprocess.Popen([sys.executable, "-m", "lab.workflows.exam_run", "watch"], env=env,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -285,7 +285,7 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
            progress: Progress | None = None, by_watcher: bool = False) -> dict[str, Any]:
     """Freeze and grade, reboot every node (boot ids prove it), wait for the cluster, grade again."""
     progress = progress or Progress()
-    lab = startstate.require_lab()
+    lab = current_lab()
     state = examstate.read_state(lab.dir)
     if state is None or state.status == "submitted":
         raise UsageError("no exam is running: 'lab exam start'")
@@ -295,7 +295,7 @@ def submit(*, key: bytes | None = None, pass_mark: float = examscore.DEFAULT_PAS
     if not by_watcher:
         end_watcher(lab.dir)
     exercises = state.plan.exercises()
-    folder = examstate.exam_dir(lab.dir)
+    folder = examfile.exam_dir(lab.dir)
     say: Callable[[str], None] = lambda text: progress.say("lab", text)  # noqa: E731
     times: dict[str, Any] = {"started": state.started_wall, "submitted": time.time(),
                              "used_seconds": round(state.minutes * 60 - max(left, 0), 1),

@@ -15,6 +15,7 @@ from typing import Any
 from lab.core.errors import UsageError
 from lab.vm.labstate import Lab, current_name, write_atomic
 from lab.workflows.exam import Plan, plan_from_json
+from lab.workflows.examfile import state_path
 
 WARN_MINUTES = (30, 10, 5, 1)
 STATE_SCHEMA = 1
@@ -84,14 +85,6 @@ class ExamState:
         if state.status not in ("running", "submitting", "submitted"):
             raise UsageError(f"{where}: field 'status' must be running, submitting or submitted")
         return state
-
-
-def exam_dir(lab_dir: Path) -> Path:
-    return lab_dir / "exam"
-
-
-def state_path(lab_dir: Path) -> Path:
-    return exam_dir(lab_dir) / "exam.json"
 
 
 def read_state(lab_dir: Path) -> ExamState | None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, f
 from lab.core.errors import UsageError
 from lab.core.tomlfile import key_path, problem, read_toml, refused
 from lab.core.xmlsafe import one_line, read_untrusted_file
-from lab.transport.ssh import NodeAddress
+from lab.transport.address import NodeAddress
 
 # A student id names a file (feedback/<id>.md) and a JUnit suite: a plain, short name.
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
