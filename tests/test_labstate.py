@@ -34,7 +34,8 @@ def good_state(name: str = "a", nodes: int = 2) -> dict:
     return {"version": STATE_VERSION, "name": name, "nodes": nodes, "box": "debian12",
             "box_name": "failover-lab/debian12", "memory": 768, "cpus": 1, "driver": "qemu",
             "uri": "test:///default", "pool": "default", "private_cidr": "10.231.42.0/24",
-            "mgmt_cidr": "10.232.42.0/24", "steps": {"system:node1": True}, "exercise": None,
+            "mgmt_cidr": "10.232.42.0/24", "link1_cidr": "10.233.42.0/24", "steps": {"system:node1": True},
+            "exercise": None,
             "pcs_version": None, "owned": Owned.derive(name, nodes, "default").to_json()}
 
 
@@ -162,7 +163,7 @@ def test_owned_names_are_exact_and_never_another_labs() -> None:
     """Lab a's names are none of lab a-b's (nor of a-node1's, ...): a name decides its lab."""
     mine = Owned.anything_of("a")
     assert mine.domains == tuple(f"flab-a-node{i}" for i in range(1, MAX_NODES + 1))
-    assert set(mine.networks) == {"flab-a-mgmt", "flab-a-priv"}
+    assert set(mine.networks) == {"flab-a-mgmt", "flab-a-priv", "flab-a-link1"}
     assert "flab-a-node1.img" in mine.volumes and "flab-a-sbd.img" in mine.volumes
     for other in (OTHER, "a-node1", "a-mgmt", "a-sbd"):
         theirs = Owned.anything_of(other)
@@ -182,7 +183,7 @@ def test_destroy_removes_exactly_the_recorded_names(home: Path, shared_libvirt: 
     assert lab.owned.domains == ("flab-a-node1",)
     removed = lifecycle.destroy("a")
     assert removed.domains == ("flab-a-node1",)
-    assert set(removed.networks) == {"flab-a-mgmt", "flab-a-priv"}
+    assert set(removed.networks) == {"flab-a-mgmt", "flab-a-priv", "flab-a-link1"}
     assert set(removed.volumes) == {"default/flab-a-node1.img", "default/flab-a-sbd.img"}
     left = existing(conn)
     assert names_of(theirs) <= left
@@ -238,11 +239,12 @@ def test_state_round_trip_has_version_and_owned_names(home: Path) -> None:
 
 def test_version_1_state_is_read_and_written_back_as_current(home: Path) -> None:
     """A lab made before the typed state (no version, no owned) keeps working."""
-    old = {k: v for k, v in good_state().items() if k not in ("version", "owned", "pcs_version")}
+    old = {k: v for k, v in good_state().items() if k not in ("version", "owned", "pcs_version", "link1_cidr")}
     old["steps"] = {"system:node1": True, "system:node2": True, "root_ssh": True, "installed_snapshot": True}
     write_state(home, "a", old)
     lab = Lab.load("a")
-    assert lab.owned == Owned.derive("a", 2, "default")
+    assert lab.owned == Owned.derive("a", 2, "default", link1=False)  # it has no second cluster network
+    assert lab.state.link1_cidr is None
     assert lab.done("installed_snapshot")
     lab.save()
     assert json.loads(lab.state_file.read_text())["version"] == STATE_VERSION

@@ -24,6 +24,7 @@ class ProfileDoc(BaseModel):
     box_file: StrictStr = ""
     offline: StrictBool = False
     private_iface: StrictStr = Field("eth1", min_length=1)
+    link1_iface: StrictStr = Field("eth2", min_length=1)  # the second cluster network's NIC
     repo_setup: tuple[StrictStr, ...] = ()
     packages: tuple[StrictStr, ...] = ()
     install: StrictStr = ""
@@ -40,6 +41,7 @@ class Profile:
     box_file: str
     offline: bool
     private_iface: str
+    link1_iface: str
     repo_setup: tuple[str, ...]
     packages: tuple[str, ...]
     install: str

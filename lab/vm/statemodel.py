@@ -29,6 +29,29 @@ def libvirt_prefix(name: str) -> str:
     return f"flab-{name}-"
 
 
+# The lab's networks: 10.231.X.0/24 the cluster (corosync link 0), 10.232.X.0/24 management
+# (DHCP), 10.233.X.0/24 a second, dedicated cluster network for corosync link 1, all with the
+# same X. Labs made before the second network have no link1_cidr (None).
+LINK1_RANGE = "10.233.0.0/16"
+NETWORK_NAMES = ("mgmt", "priv", "link1")  # libvirt network NAME is flab-LAB-NAME
+
+
+def link1_subnet(private_cidr: str) -> str | None:
+    """The second cluster network that goes with a cluster network 10.231.X.0/24 (10.233.X.0/24);
+    None for any other network (a state built by hand with addresses of its own)."""
+    net = ipaddress.IPv4Network(private_cidr)
+    first, second, third, _ = net.network_address.packed
+    if (first, second) != (10, 231) or net.prefixlen != 24:
+        return None
+    return f"10.233.{third}.0/24"
+
+
+def same_host(ip: str, cidr: str, other_cidr: str) -> str:
+    """The address with IP's host part (its offset in CIDR) in OTHER_CIDR: node1's .11 there."""
+    offset = int(ipaddress.IPv4Address(ip)) - int(ipaddress.IPv4Network(cidr).network_address)
+    return str(ipaddress.IPv4Address(int(ipaddress.IPv4Network(other_cidr).network_address) + offset))
+
+
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,12 +130,14 @@ class Owned:
     pool: str | None
 
     @classmethod
-    def derive(cls, name: str, nodes: int, pool: str | None) -> Owned:
+    def derive(cls, name: str, nodes: int, pool: str | None, *, link1: bool = True) -> Owned:
+        """LINK1: the lab has the second cluster network (labs made before it have not)."""
         prefix = libvirt_prefix(name)
         domains = tuple(f"{prefix}{node_name(i)}" for i in range(1, nodes + 1))
+        kinds = NETWORK_NAMES if link1 else tuple(n for n in NETWORK_NAMES if n != "link1")
         return cls(domains=domains,
                    volumes=tuple(f"{d}.img" for d in domains) + (f"{prefix}sbd.img",),
-                   networks=(f"{prefix}mgmt", f"{prefix}priv"),
+                   networks=tuple(f"{prefix}{kind}" for kind in kinds),
                    snapshots=SNAPSHOTS, pool=pool)
 
     @classmethod
@@ -181,6 +206,9 @@ class _Reader:
             raise self.fail(key, f"must have a prefix length 8..24 (room for the nodes and the VIP), not {value}")
         return str(net)
 
+    def optional_cidr(self, key: str) -> str | None:
+        return None if self.raw(key) is None else self.cidr(key)
+
     def steps(self, key: str) -> dict[str, bool | int | str]:
         value = self.raw(key)
         if not isinstance(value, dict) or len(value) > 200:
@@ -192,11 +220,11 @@ class _Reader:
                 raise self.fail(f"{key}.{step}", f"must be true/false, a number or a short text, not {_show(done)}")
         return dict(value)
 
-    def owned(self, key: str, name: str, nodes: int, pool: str) -> Owned:
+    def owned(self, key: str, name: str, nodes: int, pool: str, link1: bool) -> Owned:
         possible = Owned.anything_of(name)
         value = self.raw(key)
         if value is None:
-            return Owned.derive(name, nodes, pool)
+            return Owned.derive(name, nodes, pool, link1=link1)
         if not isinstance(value, dict) or set(value) != {"domains", "volumes", "networks", "snapshots", "pool"}:
             raise self.fail(key, "must be an object with domains, volumes, networks, snapshots and pool")
         if value["pool"] != pool:
@@ -221,8 +249,10 @@ def _show(value: Any) -> str:
 
 
 _FIELDS = ("version", "name", "nodes", "box", "box_name", "memory", "cpus", "driver", "uri", "pool",
-           "private_cidr", "mgmt_cidr", "steps", "exercise", "pcs_version", "owned")
-_OPTIONAL = {"exercise": None, "pcs_version": None, "owned": None}
+           "private_cidr", "mgmt_cidr", "link1_cidr", "steps", "exercise", "pcs_version", "owned")
+# A file without link1_cidr is a lab made before the second cluster network: it has none.
+_OPTIONAL = {"exercise": None, "pcs_version": None, "owned": None, "link1_cidr": None}
+_DERIVE = "derive"  # LabState(...) in code without link1_cidr: the one that goes with private_cidr
 # What a state built by hand in code (tests) gets for the fields it leaves out; files need them all.
 _HAND_DEFAULTS = {"box": "debian12", "box_name": "failover-lab/debian12", "memory": 768, "cpus": 1,
                   "driver": "qemu", "uri": "qemu:///system", "pool": "default",
@@ -253,10 +283,15 @@ class LabState:
     pcs_version: str | None = None
     owned: Owned | None = None
     version: int = STATE_VERSION
+    # The second cluster network (corosync link 1); None: a lab made before it. A new lab made
+    # in code gets the one that goes with private_cidr (network.pick_subnets keeps it free).
+    link1_cidr: str | None = _DERIVE
 
     def __post_init__(self) -> None:
+        if self.link1_cidr == _DERIVE:
+            self.link1_cidr = link1_subnet(self.private_cidr)
         if self.owned is None:
-            self.owned = Owned.derive(self.name, self.nodes, self.pool)
+            self.owned = Owned.derive(self.name, self.nodes, self.pool, link1=self.link1_cidr is not None)
 
     @classmethod
     def from_json(cls, data: Any, source: str, *, name: str | None = None, by_hand: bool = False) -> LabState:
@@ -282,6 +317,10 @@ class LabState:
             raise read.fail("name", f"is {_show(lab_name)} in the folder of lab '{name}'")
         nodes = read.integer("nodes", 1, MAX_NODES)
         pool = read.text("pool", _POOL_RE, "a libvirt pool name")
+        private = read.cidr("private_cidr")
+        # A state built in code without the field is a new lab's; a file without it an old lab's.
+        link1 = (link1_subnet(private) if by_hand and "link1_cidr" not in data
+                 else read.optional_cidr("link1_cidr"))
         state = cls(
             name=lab_name, nodes=nodes,
             box=read.text("box", _BOX_RE, "a box profile name such as debian12"),
@@ -291,16 +330,21 @@ class LabState:
             driver=read.choice("driver", DRIVERS),
             uri=read.text("uri", _URI_RE, "a libvirt URI"),
             pool=pool,
-            private_cidr=read.cidr("private_cidr"),
+            private_cidr=private,
             mgmt_cidr=read.cidr("mgmt_cidr"),
+            link1_cidr=link1,
             steps=read.steps("steps"),
             exercise=read.text("exercise", _EXERCISE_RE, "an exercise id or null", optional=True),
             pcs_version=read.text("pcs_version", _PCS_VERSION_RE, "a pcs version or null", optional=True),
-            owned=read.owned("owned", lab_name, nodes, pool),
+            owned=read.owned("owned", lab_name, nodes, pool, link1=link1 is not None),
             version=STATE_VERSION,
         )
-        if ipaddress.IPv4Network(state.private_cidr).overlaps(ipaddress.IPv4Network(state.mgmt_cidr)):
-            raise read.fail("mgmt_cidr", f"overlaps private_cidr {state.private_cidr}")
+        nets = [("private_cidr", state.private_cidr), ("mgmt_cidr", state.mgmt_cidr),
+                ("link1_cidr", state.link1_cidr)]
+        for index, (key, cidr) in enumerate(nets):
+            for other, other_cidr in nets[:index]:
+                if cidr and other_cidr and ipaddress.IPv4Network(cidr).overlaps(ipaddress.IPv4Network(other_cidr)):
+                    raise read.fail(key, f"overlaps {other} {other_cidr}")
         return state
 
     def to_json(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from lab.transport import runner
 from lab.transport.runner import run_local
 from lab.vm.labstate import Lab, write_atomic
 from lab.vm.libvirt_host import prune_box_volumes
+from lab.vm.network import link1_addresses
 
 T = TypeVar("T")
 # From `vagrant up` to a node's first SSH answer. Measured under software emulation on a 2-core
@@ -96,6 +97,7 @@ def render_vagrantfile(lab: Lab) -> str:
     text = (project_root() / "Vagrantfile.j2").read_text()
     st = lab.state
     net = ipaddress.IPv4Network(st.private_cidr)
+    link1 = link1_addresses(lab)  # None: a lab made before the second cluster network
     keys = [str(lab.identity)] + [str(p) for p in insecure_keys()[:1]]
     return template_env().from_string(text).render(
         name=lab.name,
@@ -110,7 +112,8 @@ def render_vagrantfile(lab: Lab) -> str:
         pool=st.pool,
         mgmt_cidr=st.mgmt_cidr,
         netmask=str(net.netmask),
-        nodes=lab.nodes,
+        nodes=[{"name": n.name, "ip": n.ip, "link1_ip": (link1 or {}).get(n.name)} for n in lab.nodes],
+        link1_netmask=str(ipaddress.IPv4Network(st.link1_cidr).netmask) if st.link1_cidr else "",
     )
 
 

@@ -1,4 +1,4 @@
-# Identity, /etc/hosts, the fixed cluster address (the box profile's NETWORK commands), and the
+# Identity, /etc/hosts, the fixed cluster addresses (the box profile's NETWORK commands), and the
 # lab's SSH key for SSH_USER instead of Vagrant's insecure one.
 set -eu
 : "${NODE:?}" "${HOSTS:?}" "${NETWORK:?}" "${SSH_USER:?}" "${PUBKEY:?}"
