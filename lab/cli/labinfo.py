@@ -12,6 +12,7 @@ from lab.transport import log
 from lab.vm import virt
 from lab.vm.labstate import Lab, NoLabUp, current_lab, current_name
 from lab.vm.lifecycle import NoSuchLab
+from lab.vm.network import link1_addresses
 from lab.vm.nodes import lab_node
 from lab.vm.startstate import TooFewNodes, TooManyNodes
 from lab.vm.steps import StepFailed, command_log
@@ -61,6 +62,7 @@ def info_lines(secrets: bool = False) -> list[str]:
              f"memory:     {state.memory} MiB x {len(lab.node_names)} nodes",
              f"network:    {state.private_cidr} (isolated), VIP for exercises {lab.vip}",
              f"nodes:      {', '.join(f'{n.name}={n.ip}' for n in lab.nodes)}",
+             f"network 2:  {_second_network(lab)}",
              f"VMs:        {', '.join(f'{n}={lab.domain_name(n)}' for n in lab.node_names)} (libvirt domains)",
              f"ssh:        lab ssh NODE (key {lab.identity}, known_hosts {lab.known_hosts})",
              f"pcs:        {state.pcs_version or 'unknown'}",
@@ -71,6 +73,15 @@ def info_lines(secrets: bool = False) -> list[str]:
     else:
         lines.append(f"hacluster password: in {lab.password_file} ('lab info --secrets' prints it)")
     return lines
+
+
+def _second_network(lab: Lab) -> str:
+    """The second cluster network (corosync link 1) and each node's address on it."""
+    addresses = link1_addresses(lab)
+    if addresses is None:
+        return "none (lab made before labs had one; 'lab destroy' and 'lab up' to get it)"
+    return f"{lab.state.link1_cidr} (isolated, for a second corosync link): " + ", ".join(
+        f"{name}={ip}" for name, ip in addresses.items())
 
 
 class NoLog(LabError):

@@ -32,7 +32,16 @@ def display_context() -> dict[str, str]:
     nodes = lab.node_names if lab is not None else ["node1", "node2"]
     vip = lab.vip if lab is not None else "VIP_ADDRESS"
     vms = [lab.domain_name(n) for n in nodes] if lab is not None else None
-    return command_context(nodes, vip_ip=vip, password="PASSWORD", vms=vms)
+    link1 = _link1(lab)
+    return command_context(nodes, vip_ip=vip, password="PASSWORD", vms=vms,
+                           link1=[link1.get(n, f"{n.upper()}_LINK1_ADDRESS") for n in nodes])
+
+
+def _link1(lab) -> dict[str, str]:  # noqa: ANN001 - a Lab or None
+    """The nodes' addresses on the lab's second cluster network (none: no lab, or an old one)."""
+    from lab.vm.network import link1_addresses
+
+    return (link1_addresses(lab) if lab is not None else None) or {}
 
 
 def render_exercise(exercise: Exercise, *, hint_level: int = 0, solution: bool = False,

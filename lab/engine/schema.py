@@ -34,6 +34,7 @@ from pydantic import (
 
 from checks import REGISTRY as CHECKS
 from lab.core.tomlfile import expected, refused
+from lab.engine.commands import LINK1_PLACEHOLDERS
 from lab.engine.faultkinds import FAULT_KINDS, FAULT_NODE_PATTERN
 
 # The host-side preparations a start state may ask for (made by lab.vm.fixtures).
@@ -42,7 +43,7 @@ BASELINES = ("installed", "cluster")
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 # The {placeholders} lab.engine.commands fills in start and solution commands (node1..node5 too).
 PLACEHOLDERS = ("nodes", "vip_ip", "password", "first_node", "last_node", "vm_map",
-                *(f"node{i}" for i in range(1, 6)))
+                *(f"node{i}" for i in range(1, 6)), *LINK1_PLACEHOLDERS)
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A drawn value lands in shell commands and CIB ids: a short plain token, nothing a shell reads.
 PARAM_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$")

@@ -11,6 +11,7 @@ from lab.engine.commands import command_context, render_command
 from lab.transport.ssh import SSHNode
 from lab.vm import provision
 from lab.vm.labstate import Lab
+from lab.vm.network import lab_values, link1_addresses
 from lab.vm.nodes import parallel
 
 _ON = re.compile(r"on ([A-Za-z0-9_.-]+):\s*(.*)$", re.S)
@@ -26,8 +27,10 @@ class UnknownNode(UsageError):
 
 def context(lab: Lab) -> dict[str, str]:
     """The placeholders an exercise's commands may use, with this lab's values."""
-    return command_context(lab.node_names, vip_ip=lab.vip, password=lab.password(),
-                           vms=[lab.domain_name(n) for n in lab.node_names])
+    link1 = link1_addresses(lab)
+    return lab_values(lab, command_context(lab.node_names, vip_ip=lab.vip, password=lab.password(),
+                                           vms=[lab.domain_name(n) for n in lab.node_names],
+                                           link1=list(link1.values()) if link1 else None))
 
 
 def plan(commands: Sequence[str], nodes: Sequence[str], default: str,
