@@ -103,7 +103,7 @@ def get_check(name: str) -> CheckSpec | None:
 
 def _load_all() -> None:
     # The check modules import this package, so they are loaded once it is complete.
-    from checks import acl, cluster, config, constraints, fencing, membership, placement, resources  # noqa: F401, PLC0415
+    from checks import acl, cluster, config, constraints, fencing, links, membership, placement, resources  # noqa: F401, PLC0415
 
 
 _load_all()

@@ -45,6 +45,18 @@ class CorosyncConf:
                 names.append(name)
         return names
 
+    def link_addresses(self, link: int) -> dict[str, str]:
+        """Each nodelist node's address on corosync link LINK (ringLINK_addr), by node name
+        (`name`, else its ring0 address); nodes without one are left out."""
+        nodelist = self.root.section("nodelist")
+        found: dict[str, str] = {}
+        for node in nodelist.all("node") if nodelist is not None else []:
+            name = node.options.get("name") or node.options.get("ring0_addr")
+            addr = node.options.get(f"ring{link}_addr")
+            if name and addr:
+                found[name] = addr
+        return found
+
     def option(self, path: str) -> str | None:
         """An option by dotted path, e.g. 'totem.token' or 'quorum.wait_for_all'."""
         *sections, key = path.split(".")

@@ -55,6 +55,8 @@ class NodeFacts:
     services_enabled: Mapping[str, bool] = field(default_factory=dict)
     pcsd_known_hosts: frozenset[str] | None = None
     cmap: Mapping[str, str] = field(default_factory=dict)
+    # corosync's knet link states (corosync-cmapctl -m stats stats.knet.): key -> value
+    knet: Mapping[str, str] = field(default_factory=dict)
     shadows: Mapping[str, Cib | None] = field(default_factory=dict)
     fence_targets: Mapping[str, str] = field(default_factory=dict)  # node -> stonith_admin --list
     sbd: SbdInfo | None = None

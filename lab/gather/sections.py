@@ -143,6 +143,9 @@ TOKENS = section("tokens", "cat /var/lib/pcsd/tokens", (), None)  # pcs 0.9: rea
 KNOWN_HOSTS = section("known_hosts", "cat /var/lib/pcsd/known-hosts", "pcsd_known_hosts",
                       lambda a: parsers.known_hosts(a.out("known_hosts"), a.out("tokens")), needs=(TOKENS,))
 CMAP = section("cmap", "corosync-cmapctl", "cmap", lambda a: parsers.parse_cmap(a.out("cmap") or ""), empty={})
+# The stats map (corosync 3, knet): stats.knet.nodeID.linkN.connected (u8) = 1 per link and node.
+KNET = section("knet", "corosync-cmapctl -m stats stats.knet.", "knet",
+               lambda a: parsers.parse_cmap(a.out("knet") or ""), empty={})
 SHADOWS = section("shadows", "shadow_cibs", "shadows",
                   lambda a: parsers.shadows(a.node, a.out("shadows") or ""), empty={})
 FENCE_TARGETS = section("fence_targets", "fence_targets", "fence_targets",
