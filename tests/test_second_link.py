@@ -169,7 +169,8 @@ def test_system_script_gives_eth2_its_address_persistently(box: str) -> None:
     assert profile.link1_iface == "eth2"
     script = provision.system_script(node="node2", ip="10.231.42.12", cidr="10.231.42.0/24",
                                      nodes=[("node1", "10.231.42.11"), ("node2", "10.231.42.12")],
-                                     pubkey="ssh-ed25519 AAAA lab", profile=profile)
+                                     pubkey="ssh-ed25519 AAAA lab", profile=profile,
+                                     link1=("10.233.42.12", "10.233.42.0/24"))
     if box == "debian12":
         assert "/etc/network/interfaces.d/lab-eth2" in script and "address 10.233.42.12/24" in script
         assert "/etc/network/interfaces.d/lab-eth1" in script and "address 10.231.42.12/24" in script

@@ -148,7 +148,7 @@ def test_system_script_debian() -> None:
     profile = profiles.load_profile("debian12")
     script = provision.system_script(node="node2", ip="10.0.0.12", cidr="10.0.0.0/24",
                                      nodes=[("node1", "10.0.0.11"), ("node2", "10.0.0.12")],
-                                     pubkey="ssh-ed25519 AAAA lab", profile=profile)
+                                     pubkey="ssh-ed25519 AAAA lab", profile=profile, link1=None)
     params = script.removesuffix(scripts.source("provision/system.sh"))  # the assignments in front
     shown = _bash(params + '\nprintf "%s|" "$NODE" "$SSH_USER" "$PUBKEY"; printf "%s" "$NETWORK$HOSTS"')
     node, user, pubkey, rest = shown.stdout.split("|", 3)
@@ -284,7 +284,7 @@ def test_el8_profiles_render(name: str) -> None:
     assert "high-availability" in script
     assert "pacemaker corosync pcs" in script
     system = provision.system_script(node="node1", ip="10.0.0.11", cidr="10.0.0.0/24",
-                                     nodes=[("node1", "10.0.0.11")], pubkey="k", profile=profile)
+                                     nodes=[("node1", "10.0.0.11")], pubkey="k", profile=profile, link1=None)
     assert "nmcli con add type ethernet ifname eth1" in system and "10.0.0.11/24" in system
     if name == "centos8":
         assert "vault.centos.org" in script

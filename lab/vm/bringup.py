@@ -18,6 +18,7 @@ from lab.vm import vagrant as vg
 from lab.vm.cluster import say_retries
 from lab.vm.keys import pin_host_key
 from lab.vm.labstate import SSH_USER, Lab, Owned, StepName
+from lab.vm.network import link1_addresses
 from lab.vm.nodes import connect_retry, lab_node
 
 BOOT_TIMEOUT = float(vg.BOOT_TIMEOUT)
@@ -124,7 +125,8 @@ def provision_node(lab: Lab, name: str, profile: profiles.Profile, password: str
                 pub = lab.identity.with_suffix(".pub").read_text()
                 provision.run_root(node, provision.system_script(
                     node=name, ip=spec.ip, cidr=lab.state.private_cidr,
-                    nodes=[(n.name, n.ip) for n in lab.nodes], pubkey=pub, profile=profile), "system setup")
+                    nodes=[(n.name, n.ip) for n in lab.nodes], pubkey=pub, profile=profile,
+                    link1=_link1(lab, name)), "system setup")
                 pin_host_key(lab, node, spec.ip)
             node.close()
             node = connect_retry(lambda: lab_node(lab, name, 5.0), deadline, name)
@@ -141,3 +143,9 @@ def provision_node(lab: Lab, name: str, profile: profiles.Profile, password: str
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     finally:
         node.close()
+
+
+def _link1(lab: Lab, name: str) -> tuple[str, str] | None:
+    """The node's (address, network) on the second cluster network; None on a lab without one."""
+    addresses = link1_addresses(lab)
+    return (addresses[name], lab.state.link1_cidr) if addresses and lab.state.link1_cidr else None

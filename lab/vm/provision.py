@@ -24,7 +24,6 @@ from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
 from lab.vm.labstate import SSH_USER
 from lab.vm.profiles import Profile
-from lab.vm.statemodel import link1_subnet, same_host
 
 CLUSTER_NAME = "my_cluster"
 
@@ -46,15 +45,11 @@ def _address_commands(profile: Profile, iface: str, ip: str, cidr: str) -> str:
 
 
 def system_script(*, node: str, ip: str, cidr: str, nodes: Sequence[tuple[str, str]],
-                  pubkey: str, profile: Profile, link1: tuple[str, str] | None | str = "derive") -> str:
+                  pubkey: str, profile: Profile, link1: tuple[str, str] | None) -> str:
     """Identity, /etc/hosts, the fixed cluster addresses, the lab's SSH key instead of the insecure one.
 
     LINK1 is (address, network) on the second cluster network, on the profile's link1_iface;
-    "derive": the one that goes with IP in CIDR (statemodel.link1_subnet, what a new lab's state
-    records); None: a lab without that network."""
-    if link1 == "derive":
-        second = link1_subnet(cidr)
-        link1 = (same_host(ip, cidr, second), second) if second else None
+    None for a lab made before that network (its domains have no such NIC)."""
     network = _address_commands(profile, profile.private_iface, ip, cidr)
     if isinstance(link1, tuple):
         network += "\n" + _address_commands(profile, profile.link1_iface, *link1)
