@@ -12,6 +12,7 @@ KVM probe (kvm).
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET  # libvirt's own XML, from the local daemon
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,65 @@ def snapshot_names(name: str) -> list[str]:
     with connection() as conn:
         dom = lookup_domain(conn, name)
         return [] if dom is None else list(dom.snapshotListNames())
+
+
+def snapshot_times(names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Every snapshot of each domain with its creation time (libvirt's, s since the epoch); {} for
+    a domain that does not exist. One connection: the start cache's look at the lab."""
+    libvirt = libvirt_module()
+    out: dict[str, dict[str, int]] = {}
+    with connection() as conn:
+        for name in names:
+            dom = lookup_domain(conn, name)
+            out[name] = {}
+            if dom is None:
+                continue
+            for snap in dom.listAllSnapshots(0):
+                with contextlib.suppress(libvirt.libvirtError, ET.ParseError, ValueError):
+                    created = ET.fromstring(snap.getXMLDesc(0)).findtext("creationTime") or "0"
+                    out[name][snap.getName()] = int(created)
+    return out
+
+
+def pool_free_bytes(pool: str) -> int | None:
+    """Free space of a libvirt storage pool (the lab's disks and their snapshots live there);
+    None: no such pool, or it is not active."""
+    libvirt = libvirt_module()
+    with connection() as conn:
+        try:
+            handle = conn.storagePoolLookupByName(pool)
+            if not handle.isActive():
+                return None
+            with contextlib.suppress(libvirt.libvirtError):
+                handle.refresh(0)
+            return int(handle.info()[3])
+        except libvirt.libvirtError:
+            return None
+
+
+def forget_snapshots(names: Sequence[str], prefix: str) -> int:
+    """Forget (metadata only: the data goes with the disk) every snapshot whose name starts with
+    PREFIX on the domains that exist; how many. For `lab destroy`: vagrant-libvirt then has only
+    the baseline snapshots to delete one by one."""
+    libvirt = libvirt_module()
+    count = 0
+    with connection() as conn:
+        for name in names:
+            dom = lookup_domain(conn, name)
+            if dom is None:
+                continue
+            for snap in dom.listAllSnapshots(0):
+                if not snap.getName().startswith(prefix):
+                    continue
+                try:
+                    snap.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
+                except libvirt.libvirtError:
+                    try:
+                        snap.delete(0)  # a driver that keeps no separate metadata (libvirt's test driver)
+                    except libvirt.libvirtError as exc:
+                        raise VirtError(f"{name}: cannot delete snapshot {snap.getName()}: {exc}") from None
+                count += 1
+    return count
 
 
 def create_snapshot(names: Sequence[str], snapshot: str) -> None:
