@@ -22,9 +22,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ssh", help="open a shell (or run a command) on a lab node")
     p.add_argument("node")
     p.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell")
-    p = sub.add_parser("start", help="revert the lab to the exercise's baseline and set up its start state")
+    p = sub.add_parser("start", help="revert the lab to the exercise's baseline and set up its start state "
+                                     "(in seconds from the start state cached by an earlier start)")
     p.add_argument("exercise")
-    sub.add_parser("reset", help="start the current exercise again")
+    fresh = ("build the start state from the baseline even if a cached one exists, and cache it again "
+             "(LAB_START_CACHE=N keeps at most N cached start states per lab, default 4; 0: none)")
+    p.add_argument("--fresh", action="store_true", help=fresh)
+    p = sub.add_parser("reset", help="start the current exercise again")
+    p.add_argument("--fresh", action="store_true", help=fresh)
     p = sub.add_parser("solve", help="apply the exercise's reference solution (demos, tests)")
     p.add_argument("exercise")
     p.add_argument("--tool", choices=("pcs", "crmsh"), default="pcs",
@@ -74,14 +79,14 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     from lab.vm import startstate
 
-    startstate.start(args.exercise)
+    startstate.start(args.exercise, fresh=args.fresh)
     return 0
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
     from lab.vm import startstate
 
-    startstate.reset()
+    startstate.reset(fresh=args.fresh)
     return 0
 
 

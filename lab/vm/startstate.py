@@ -1,6 +1,6 @@
 """`lab start EX`, `lab reset` and `lab solve EX`: revert to the exercise's baseline snapshot and
-build its start state (host fixtures, commands, faults) as declared steps; apply a reference
-solution."""
+build its start state (host fixtures, commands, faults) as declared steps, or revert to the start
+state cached by an earlier start (startcache); apply a reference solution."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lab.core.errors import UsageError
+from lab.core.errors import LabError, UsageError
 from lab.core.progress import Progress
 from lab.engine.exercises import Exercise, load
 from lab.transport.ssh import SSHNode
 from lab.vm import faults as faultlib
-from lab.vm import fixtures, provision, virt
+from lab.vm import fixtures, provision, startcache, virt
 from lab.vm.commands import context, run_commands
 from lab.vm.labstate import Lab, StepName, current_lab
 from lab.vm.nodes import close, connect_all, sync_clocks
@@ -60,6 +60,7 @@ class StartTimes:
     revert: float
     healthy: float
     total: float
+    cached: bool = False  # from the cached start state (startcache)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class StartRun:
     nodes: dict[str, SSHNode] = field(default_factory=dict)
     reverted: float = 0.0
     healthy: float = 0.0
+    cache: startcache.Plan | None = None
 
     @property
     def on_cluster(self) -> bool:
@@ -87,13 +89,16 @@ class StartRun:
         return [self.lab.domain_name(n) for n in self.lab.node_names]
 
 
-def _revert(run: StartRun) -> None:
-    baseline = run.exercise.start.baseline
-    with run.progress.step("lab", f"revert every node to '{baseline}'"):
-        virt.revert(run.domains(), baseline)
+def _revert_to(run: StartRun, snapshot: str, what: str) -> None:
+    with run.progress.step("lab", f"revert every node to {what}"):
+        virt.revert(run.domains(), snapshot)
     run.reverted = time.monotonic() - run.began
     run.lab.state["exercise"] = run.exercise.id
     run.lab.save()
+
+
+def _revert(run: StartRun) -> None:
+    _revert_to(run, run.exercise.start.baseline, f"'{run.exercise.start.baseline}'")
 
 
 def _connect(run: StartRun) -> None:
@@ -114,6 +119,28 @@ def _commands(run: StartRun) -> None:
                      f"start state of {run.exercise.id}")
 
 
+def _revert_cached(run: StartRun) -> None:
+    assert run.cache is not None and run.cache.name is not None
+    _revert_to(run, run.cache.name, f"the cached start state of {run.exercise.id} (taken {run.cache.taken_text})")
+
+
+def _cached_answers(run: StartRun) -> None:
+    """A cheap look that the cached state came up: every node answered SSH (connect) and, on a
+    cluster baseline, pacemaker answers on the node the faults left alone."""
+    node = settle_node(run.lab, run.faults)
+    with run.progress.step(node, "cluster answers (crm_mon)", limit=60):
+        result = run.nodes[node].run("sudo -n crm_mon -1 >/dev/null", timeout=60, label="cached state check")
+    if not result.ok:
+        raise LabError(f"{node}: crm_mon failed (exit {result.returncode}): {result.tail(2)}")
+
+
+# From the cached start state: the revert, the clocks, a cheap check (no commands, no waits).
+CACHED_STEPS: list[Step[StartRun]] = [
+    Step("revert to the cached start state", _revert_cached),
+    Step("connect and set clocks", _connect),
+    Step("cached state answers", _cached_answers, done=lambda r: not r.on_cluster),
+]
+
 START_STEPS: list[Step[StartRun]] = [
     Step("revert", _revert),
     Step("connect and set clocks", _connect),
@@ -127,8 +154,35 @@ START_STEPS: list[Step[StartRun]] = [
 ]
 
 
+def _from_cache(run: StartRun) -> bool:
+    """The start state from its snapshot; False (after saying why) when it did not come up."""
+    assert run.cache is not None
+    try:
+        run_steps("lab start", CACHED_STEPS, run)
+    except LabError as exc:
+        run.progress.say("lab", f"the cached start state did not come up ({exc}): building it again")
+        close(run.nodes)
+        run.nodes = {}
+        startcache.forget(run.lab, run.cache, run.domains())
+        return False
+    startcache.used(run.lab, run.cache)
+    return True
+
+
+def _build(run: StartRun) -> bool:
+    """The start state built step by step, then cached for the next start; whether it was."""
+    assert run.cache is not None
+    run_steps("lab start", START_STEPS, run)
+    if not startcache.take(run.lab, run.cache, run.domains(), run.progress):
+        return False
+    sync_clocks(run.lab, run.nodes)  # the guests' clocks stood still while they were paused
+    return True
+
+
 @mutating()
-def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
+def start(exercise_id: str, progress: Progress | None = None, *, fresh: bool = False) -> StartTimes:
+    """Start EXERCISE: from its cached start state when every node has it (unless FRESH), else
+    built from the baseline and cached."""
     progress = progress or Progress()
     lab = current_lab()
     exercise = load(exercise_id)
@@ -141,22 +195,31 @@ def start(exercise_id: str, progress: Progress | None = None) -> StartTimes:
     if not lab.done(_SNAPSHOT_STEP.get(baseline, f"{baseline}_snapshot")):
         raise NoBaseline(baseline)
     run = StartRun(lab, progress, exercise, faults)
+    run.cache = startcache.plan(lab, exercise, faults, run.domains(), fresh=fresh)
     try:
-        run_steps("lab start", START_STEPS, run)
+        cached = run.cache.hit and _from_cache(run)
+        how = f" from the cached start state (taken {run.cache.taken_text})" if cached else ""
+        if not cached and _build(run):
+            how = " (built, and cached for the next start)"
     finally:
         close(run.nodes)
     total = time.monotonic() - run.began
-    progress.say("lab", f"{exercise.id} is ready in {total:.1f} s: 'lab show {exercise.id}', "
+    progress.say("lab", f"{exercise.id} is ready in {total:.1f} s{how}: 'lab show {exercise.id}', "
                         f"'lab ssh node1', then 'lab check {exercise.id}'")
-    return StartTimes(run.reverted, run.healthy, total)
+    return StartTimes(run.reverted, run.healthy, total, cached)
+
+
+def settle_node(lab: Lab, faults: Sequence[faultlib.Fault]) -> str:
+    """The first node no fault touched (the first node when every one is touched)."""
+    faulted = {f.node for f in faults}
+    return next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
 
 
 def settle_after_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
                         progress: Progress) -> None:
     """Wait, on a node no fault touched, until the nodes a fault takes out are seen offline and
     the scheduler has nothing left to do: a start state is ready only once its faults took effect."""
-    faulted = {f.node for f in faults}
-    settle_on = next((n for n in lab.node_names if n not in faulted), lab.node_names[0])
+    settle_on = settle_node(lab, faults)
     gone = sorted({f.node for f in faults if faultlib.REGISTRY[f.kind].takes_node_out})
     if gone:
         with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
@@ -179,11 +242,11 @@ def apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SS
 
 
 @mutating()
-def reset(progress: Progress | None = None) -> StartTimes:
+def reset(progress: Progress | None = None, *, fresh: bool = False) -> StartTimes:
     lab = current_lab()
     if not lab.state.get("exercise"):
         raise NoExercise
-    return start(lab.state["exercise"], progress)
+    return start(lab.state["exercise"], progress, fresh=fresh)
 
 
 @dataclass
