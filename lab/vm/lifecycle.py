@@ -24,6 +24,7 @@ from lab.vm.keys import generate_key, root_ssh
 from lab.vm.labstate import MAX_NODES, Lab, LabState, Owned, StateError, StepName, current_lab, current_name
 from lab.vm.network import host_routes, pick_subnets
 from lab.vm.nodes import parallel, sync_clocks
+from lab.vm.startcache import PREFIX as START_SNAPSHOT_PREFIX
 from lab.vm.startstate import (
     SNAP_CLUSTER,
     SNAP_INSTALLED,
@@ -253,6 +254,18 @@ def _vagrant_destroy(run: DestroyRun) -> None:
             run.progress.say("lab", f"vagrant destroy failed ({exc}); removing through libvirt")
 
 
+def _forget_start_states(run: DestroyRun) -> None:
+    """The cached start states' snapshots forgotten first (their data goes with the disks): libvirt
+    refuses to undefine a domain with snapshots, and vagrant-libvirt deletes them one by one."""
+    try:
+        count = virt.forget_snapshots(run.owned.domains, START_SNAPSHOT_PREFIX)
+    except LabError as exc:  # vagrant destroy and the removal by name still handle them
+        run.progress.say("lab", f"cached start states not forgotten ({exc}); removing them with the domains")
+        return
+    if count:
+        run.progress.say("lab", f"forgot {count} cached start state snapshot(s)")
+
+
 def _remove_owned(run: DestroyRun) -> None:
     domains = run.owned.domains
     with run.progress.step("lab", f"remove the lab's libvirt domains, snapshots, volumes and networks by name "
@@ -264,6 +277,7 @@ def _remove_owned(run: DestroyRun) -> None:
 
 DESTROY_STEPS: list[Step[DestroyRun]] = [
     Step("release host fixtures", lambda run: fixtures.release(run.lab)),
+    Step("forget cached start states", _forget_start_states),
     Step("vagrant destroy", _vagrant_destroy, done=lambda run: not _vagrant_made(run)),
     Step("remove libvirt objects", _remove_owned),
     Step("remove the lab folder", lambda run: shutil.rmtree(run.lab.dir), done=lambda run: not run.lab.dir.exists()),
