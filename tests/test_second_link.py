@@ -152,17 +152,6 @@ def test_vagrantfile_of_an_old_lab_has_no_second_network(home: Path) -> None:
     assert "libvirt__network_name: 'flab-old-priv'" in text
 
 
-@pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
-def test_vagrant_validates_the_vagrantfile_with_three_networks(home: Path) -> None:
-    from lab.vm.keys import generate_key
-
-    lab = new_lab()
-    generate_key(lab)
-    vg.write_vagrantfile(lab)
-    ok, output = vg.validate(lab)
-    assert ok, output
-
-
 @pytest.mark.parametrize("box", ["debian12", "alma8"])
 def test_system_script_gives_eth2_its_address_persistently(box: str) -> None:
     profile = profiles.load_profile(box)

@@ -109,11 +109,13 @@ def test_vagrantfile_renders(home: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
 def test_vagrant_validate_offline(home: Path) -> None:
+    """Vagrant itself accepts the rendered file (all three networks: mgmt, priv, link1)."""
     from lab.vm.keys import generate_key
 
     lab = make_lab()
     generate_key(lab)
     vg.write_vagrantfile(lab)
+    assert "flab-t1-link1" in (lab.dir / "Vagrantfile").read_text()
     ok, output = vg.validate(lab)
     assert ok, output
 
