@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from lab.engine.exercises import load
 from lab.engine.grading import Report, grade
 from lab.engine.offline import OfflineCluster
 from lab.gather.facts import facts_from_cib_file
+from lab.vm import libvirt_conn
 from tests.sshd import sshd  # noqa: F401 (the loopback sshd fixture, one per test module)
 
 
@@ -53,3 +55,17 @@ def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     from tests.test_vm_e2e import running_lab
 
     yield from running_lab(tmp_path_factory, nodes=2)
+
+
+@pytest.fixture
+def test_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """libvirt's in-process test driver (test:///default): its state lives while a connection
+    to it is open. A real libvirt, for the VM layer's libvirt code where no VM can run."""
+
+
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
+    conn = libvirt_conn.connect()
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from lab.core.progress import Progress
 from lab.engine.exercises import load, load_all
 from lab.transport.runner import CommandResult
 from lab.vm import faults as faultlib
-from lab.vm import libvirt_conn, lifecycle, provision, startcache, startstate, virt
+from lab.vm import lifecycle, provision, startcache, startstate, virt
 from lab.vm.labstate import Lab
 
 # The catalogue's decisions: every other exercise's start state is cached.
@@ -190,16 +189,6 @@ def test_taken_text() -> None:
 
 
 # --- through libvirt's test driver ---------------------------------------------------------------
-
-@pytest.fixture
-def test_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
-    conn = libvirt_conn.connect()
-    try:
-        yield conn
-    finally:
-        conn.close()
-
 
 def define(conn: Any, lab: Lab) -> None:
     """The lab's domains, running, with the baseline snapshots."""

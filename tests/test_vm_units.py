@@ -11,7 +11,6 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -391,17 +390,6 @@ def test_root_ssh_script_installs_key_authorization_and_host_keys(tmp_path: Path
     drop_ins = sorted(p.name for p in (tmp_path / "etc/ssh/sshd_config.d").iterdir())
     assert drop_ins[0] == "00-failover-lab-root.conf"
     assert (tmp_path / "etc/ssh/sshd_config.d" / drop_ins[0]).read_text() == "PermitRootLogin prohibit-password\n"
-
-
-@pytest.fixture
-def test_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """libvirt's in-process test driver: its state lives while a connection to it is open."""
-    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
-    conn = libvirt_conn.connect()
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def test_domains_and_snapshots_through_libvirts_test_driver(test_driver: object) -> None:
