@@ -61,8 +61,6 @@ def live_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def test_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """libvirt's in-process test driver (test:///default): its state lives while a connection
     to it is open. A real libvirt, for the VM layer's libvirt code where no VM can run."""
-
-
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
     conn = libvirt_conn.connect()
     try:
