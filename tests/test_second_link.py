@@ -382,3 +382,19 @@ def test_file_and_running_corosync_must_agree() -> None:
     facts = _with_conf("both", "node2", "ring1_addr: 10.233.10.12", "ring1_addr: 10.233.10.99")
     found = REGISTRY["corosync_conf_link"].function(facts, link=1, network="10.233.0.0/16")
     assert not found.passed, found.message
+
+
+def test_lab_start_refuses_before_touching_an_old_lab(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a lab without the second network, `lab start corosync-second-link` is refused before the
+    revert (no libvirt call: the URI points nowhere), so the lab stays as it was."""
+    from lab.vm import startstate
+    from lab.vm.labstate import StepName
+
+    lab = old_lab()
+    lab.mark(StepName.INSTALLED_SNAPSHOT)
+    lab.mark(StepName.CLUSTER_SNAPSHOT)
+    monkeypatch.setenv("LAB_NAME", "old")
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///nowhere")
+    with pytest.raises(network.NoSecondNetwork):
+        startstate.start(EXERCISE)
+    assert Lab.load("old").state.get("exercise") in (None, "")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from lab.core.errors import LabError, UsageError
 from lab.engine.commands import LINK1_PLACEHOLDERS
+from lab.engine.exercises import Exercise
 from lab.transport.runner import run_local
 from lab.vm.labstate import Lab, labs_dir
 from lab.vm.statemodel import link1_subnet, same_host
@@ -75,6 +76,14 @@ class _LabValues(dict):
         if key in LINK1_PLACEHOLDERS:
             raise NoSecondNetwork(self.lab)
         raise KeyError(key)
+
+
+def needs_second_network(exercise: Exercise) -> bool:
+    """Whether any of the exercise's commands (start state or a reference solution) names a node's
+    address on the second cluster network: such an exercise cannot be done on a lab without it."""
+    commands = [*exercise.start.commands, *exercise.solution_pcs, *exercise.solution_crmsh,
+                *(exercise.solution_pcs09 or ()), *(exercise.solution_pcs010 or ())]
+    return any("{" + key + "}" in command for command in commands for key in LINK1_PLACEHOLDERS)
 
 
 def lab_values(lab: Lab, values: dict[str, str]) -> dict[str, str]:
