@@ -266,3 +266,25 @@ def test_a_cut_last_line_costs_only_itself(tmp_path: Path) -> None:
     history.append(history.check_record("b", "O", 2, 2, source="cib"), path)
     found = history.read(path)
     assert [e.label for e in found.entries] == ["a", "b"] and found.skipped == 1
+
+
+def test_show_during_an_exam_speaks_of_the_task_as_drawn(tmp_path: Path) -> None:
+    """`lab show TASK` (and check/solve --practice, through the same arguments) during an exam use
+    the task's drawn parameters, not the exercise's defaults: the practice help is about the
+    candidate's own task."""
+    home = tmp_path / "home"
+    seed, task = next((s, t) for s in range(1, 200) for t in exam.draw_plan(s, 3).tasks
+                      if any(v != p.default for p in load(t.exercise).params
+                             for k, v in t.params.items() if k == p.name))
+    lab_dir = home / "labs" / "progtest"
+    state = examstate.ExamState(plan=exam.draw_plan(seed, 3), minutes=60, started_wall=time.time(),
+                                started_monotonic=time.monotonic(), host_boot=examstate.host_boot_id())
+    examstate.write_state(lab_dir, state)
+    drawn = load(task.exercise).with_params(task.params)
+    default = load(task.exercise)
+    assert drawn.task != default.task  # the seed was chosen so that the texts differ
+    shown = _lab(home, "show", task.exercise)
+    assert shown.returncode == 0, shown.stderr
+    differing = [(d, o) for d, o in zip(drawn.task.splitlines(), default.task.splitlines(), strict=False) if d != o]
+    assert differing
+    assert all(d.strip() in shown.stdout and o.strip() not in shown.stdout for d, o in differing)

@@ -248,6 +248,9 @@ def enforce(args: argparse.Namespace) -> None:
     if found is None:
         return
     lab_dir, state = found
+    task = next((t for t in state.plan.tasks if t.exercise == getattr(args, "exercise", None)), None)
+    if task is not None:  # show, check and solve speak of the task as drawn, not its defaults
+        args.exam_params = dict(task.params)
     if state.status == "running":
         note = examstate.warning(state.seconds_left())
         if note:

@@ -143,7 +143,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from lab.cli.showing import render_exercise
     from lab.engine.exercises import load
 
-    exercise = load(args.exercise)
+    exercise = load(args.exercise).with_params(getattr(args, "exam_params", None) or {})
     print(render_exercise(exercise, hint_level=args.hint or 0, solution=args.solution,
                           pcs_version=args.pcs_version))
     return 0
@@ -165,6 +165,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.identity is not None and not args.node:
         raise UsageError("--identity only applies with --node")
     source = "cib" if args.cib is not None else "nodes" if args.node else "lab"
+    if source == "lab":  # during an exam: the task as drawn (a saved CIB or other nodes: the defaults)
+        exercise = exercise.with_params(getattr(args, "exam_params", None) or {})
     if args.cib is not None:
         result = check_cib_file(exercise, args.cib)
     elif args.node:

@@ -93,7 +93,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     from lab.vm import startstate
 
-    startstate.solve(args.exercise, tool=args.tool)
+    startstate.solve(args.exercise, tool=args.tool, params=getattr(args, "exam_params", None))
     return 0
 
 

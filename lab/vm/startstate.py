@@ -282,11 +282,13 @@ SOLVE_STEPS: list[Step[SolveRun]] = [Step("reference solution", _solution), Step
 
 
 @mutating()
-def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs") -> None:
-    """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait."""
+def solve(exercise_id: str, progress: Progress | None = None, tool: str = "pcs",
+          params: dict[str, str] | None = None) -> None:
+    """Apply a reference solution on node1 (pcs: in the installed pcs's syntax), then wait.
+    PARAMS: the exercise's parameter values (an exam's drawn task), else its defaults."""
     progress = progress or Progress()
     lab = current_lab()
-    exercise: Exercise = load(exercise_id)
+    exercise: Exercise = load(exercise_id).with_params(params or {})
     commands = exercise.solution_crmsh if tool == "crmsh" else exercise.solution_for(lab.state.get("pcs_version"))
     run = SolveRun(lab, progress, exercise, commands)
     try:
