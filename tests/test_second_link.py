@@ -317,11 +317,12 @@ def test_a_node_without_corosync_gives_empty_knet_facts() -> None:
     assert dict(down.knet) == {}
 
 
-@pytest.mark.parametrize("state", ["both", "odd_udp"])
+@pytest.mark.parametrize("state", ["both", "odd_udp", "live_pcs"])
 def test_equivalent_forms_pass(state: str) -> None:
     """both: node1's file from pcs's link add, node2's from the crmsh awk, then reloaded.
     odd_udp: node ids 7 and 3, and link 1 with knet_transport udp and a link priority (pcs
-    `options linknumber=1 transport=udp link_priority=2`)."""
+    `options linknumber=1 transport=udp link_priority=2`). live_pcs: a real 2-node lab (Debian 12
+    box, crypto on) after the pcs reference solution through pcsd."""
     found = verdicts(facts_of(state))
     assert all(passed for passed, _ in found.values()), found
 
