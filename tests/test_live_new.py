@@ -88,7 +88,8 @@ def cmap_dump(listed: list[str], joined: list[str], *, two_node: int, this: str,
 
 
 def quorumtool(members: list[str], flags: str, *, this: str, quorate: bool = True) -> str:
-    """`corosync-quorumtool -s` as corosync 3 prints it."""
+    """`corosync-quorumtool -s` as corosync 3 prints it (the quorum left-aligned in 3 columns, a space
+    after each flag: see the live capture test below)."""
     rows = "\n".join(f"         {n.removeprefix('node')}          1 {n}{' (local)' if n == this else ''}"
                      for n in members)
     return (f"Quorum information\n------------------\nDate:             Tue Dec  1 16:00:00 2026\n"
@@ -96,7 +97,7 @@ def quorumtool(members: list[str], flags: str, *, this: str, quorate: bool = Tru
             f"Node ID:          {this.removeprefix('node')}\nRing ID:          1.306\n"
             f"Quorate:          {'Yes' if quorate else 'No'}\n\nVotequorum information\n"
             f"----------------------\nExpected votes:   {len(members)}\nHighest expected: {len(members)}\n"
-            f"Total votes:      {len(members)}\nQuorum:           1\nFlags:            {flags}\n\n"
+            f"Total votes:      {len(members)}\nQuorum:           {1:<3}\nFlags:            {flags + ' ' if flags else ''}\n\n"
             f"Membership information\n----------------------\n    Nodeid      Votes Name\n{rows}\n")
 
 
@@ -460,3 +461,15 @@ def test_an_answer_is_shown_on_one_safe_line(architecture: Facts, tmp_path: Path
     for verdict in (answer_names_dc(judged, file="architecture.txt"),
                     answer_names_location(judged, file="architecture.txt", key="web", resource="web")):
         assert verdict.passed is False and "\x1b" not in verdict.message and "\\x1b" in verdict.message
+
+
+def test_the_quorumtool_sample_reads_as_a_live_labs_does() -> None:
+    """The `corosync-quorumtool -s` samples above read exactly as a real one: captured on a live
+    2-node lab (Debian 12 box, corosync 3.1.7, 2026-12-01), line for line but the date and ring id."""
+    from lab.core.corosync import parse_quorumtool
+
+    live = (Path(__file__).parent / "captures" / "live" / "quorumtool-2node-node1.txt").read_text()
+    sample = quorumtool(["node1", "node2"], "2Node Quorate WaitForAll", this="node1")
+    assert parse_quorumtool(sample) == parse_quorumtool(live)
+    differ = [(a, b) for a, b in zip(sample.splitlines(), live.splitlines(), strict=True) if a != b]
+    assert [a.split(":")[0] for a, _ in differ] == ["Date", "Ring ID"], differ
