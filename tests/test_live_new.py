@@ -97,7 +97,8 @@ def quorumtool(members: list[str], flags: str, *, this: str, quorate: bool = Tru
             f"Node ID:          {this.removeprefix('node')}\nRing ID:          1.306\n"
             f"Quorate:          {'Yes' if quorate else 'No'}\n\nVotequorum information\n"
             f"----------------------\nExpected votes:   {len(members)}\nHighest expected: {len(members)}\n"
-            f"Total votes:      {len(members)}\nQuorum:           {1:<3}\nFlags:            {flags + ' ' if flags else ''}\n\n"
+            f"Total votes:      {len(members)}\nQuorum:           {1:<3}\n"
+            f"Flags:            {flags + ' ' if flags else ''}\n\n"
             f"Membership information\n----------------------\n    Nodeid      Votes Name\n{rows}\n")
 
 
