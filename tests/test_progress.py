@@ -9,6 +9,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -288,3 +289,19 @@ def test_show_during_an_exam_speaks_of_the_task_as_drawn(tmp_path: Path) -> None
     differing = [(d, o) for d, o in zip(drawn.task.splitlines(), default.task.splitlines(), strict=False) if d != o]
     assert differing
     assert all(d.strip() in shown.stdout and o.strip() not in shown.stdout for d, o in differing)
+
+
+def test_the_deadline_watcher_ends_quietly_on_sigterm(tmp_path: Path) -> None:
+    """The real watcher process (python -m lab.workflows.exam_run watch), ended the way submit and
+    destroy end it: exit 0 and one line in its log, no traceback."""
+    home = tmp_path / "home"
+    _running_exam(home)
+    env = dict(os.environ, LAB_HOME=str(home), LAB_NAME="progtest")
+    watcher = subprocess.Popen([sys.executable, "-m", "lab.workflows.exam_run", "watch"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2.0)  # in its sleep until the deadline, an hour away
+    assert watcher.poll() is None
+    watcher.send_signal(signal.SIGTERM)
+    out, _ = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, out
+    assert "ended by SIGTERM" in out and "Traceback" not in out, out

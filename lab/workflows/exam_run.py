@@ -359,6 +359,16 @@ def _meta_of(folder: Path) -> dict[str, Any]:
         return {}
 
 
+def _watch_main() -> int:
+    """The watcher process: ended by SIGTERM when the exam is submitted by hand or the lab is
+    destroyed, which is its ordinary end (a line in its log, not a traceback)."""
+    try:
+        with runner.owned_children():
+            return watch()
+    except runner.Terminated as exc:
+        print(f"{time.ctime()}: ended by {exc}", flush=True)
+        return 0
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["watch"]:
-    with runner.owned_children():
-        sys.exit(watch())
+    sys.exit(_watch_main())
