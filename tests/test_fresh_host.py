@@ -9,6 +9,7 @@ test puts a stand-in `systemctl` first on PATH; the real units are exercised by 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,48 @@ def test_the_box_ships_the_same_start_timeouts() -> None:
     assert f"for u in {' '.join(provision.LAB_UNITS)}; do" in customize
     assert f"TimeoutStartSec={provision.UNIT_START_TIMEOUT}" in customize
     assert provision.PCSD_SETUP_TIMEOUT >= provision.START_TRIES * provision.UNIT_START_TIMEOUT
+
+
+def _pcs_timeout_call(call: str) -> subprocess.CompletedProcess[str]:
+    script = scripts.source("lib/pcs_timeout.sh") + "\n" + call + "\n"
+    return subprocess.run(["bash", "-euc", script], capture_output=True, text=True, check=True)
+
+
+def _settings_timeout(path: Path) -> object:
+    """default_request_timeout as pcs would read it from the settings file at PATH."""
+    namespace: dict[str, object] = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 - pcs's own settings.py
+    return namespace["default_request_timeout"]
+
+
+def test_the_lab_finds_the_settings_of_the_pcs_on_path() -> None:
+    """Through pcs's own interpreter (its #! line), as on Debian's python3 and EL8's platform-python."""
+    found = Path(_pcs_timeout_call("pcs_settings_file").stdout.strip())
+    interpreter = Path(shutil.which("pcs") or "pcs").read_text().splitlines()[0].removeprefix("#!").split()[0]
+    imported = subprocess.run([interpreter, "-c", "import pcs.settings as s; print(s.__file__)"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert found.name == "settings.py" and found.parent.name == "pcs" and found == Path(imported)
+
+
+def test_pcs_request_timeout_is_raised_once_and_restored(tmp_path: Path) -> None:
+    """A copy of the real pcs settings.py: the lab's line wins over pcs's 60, re-running replaces it,
+    and an empty timeout gives back pcs as shipped."""
+    shipped = Path(_pcs_timeout_call("pcs_settings_file").stdout.strip()).read_text()
+    settings = tmp_path / "settings.py"
+    settings.write_text(shipped)
+    assert _settings_timeout(settings) == 60
+    for seconds in (180, 180, 240):
+        _pcs_timeout_call(f"set_pcs_request_timeout {settings} {seconds}")
+        assert _settings_timeout(settings) == seconds
+        assert settings.read_text().count("failover-lab") == 1
+    _pcs_timeout_call(f"set_pcs_request_timeout {settings} ''")
+    assert settings.read_text() == shipped
+    _pcs_timeout_call(f"set_pcs_request_timeout {tmp_path / 'absent.py'} 180")  # no pcs: nothing
+    assert not (tmp_path / "absent.py").exists()
+
+
+def test_only_emulated_labs_change_pcs_request_timeout() -> None:
+    assert provision.pcs_request_timeout("kvm") is None
+    assert provision.pcs_request_timeout("qemu") == provision.PCS_REQUEST_TIMEOUT > 60
+    assert "PCS_REQUEST_TIMEOUT=''" in provision.pcsd_script("pw")
+    assert f"PCS_REQUEST_TIMEOUT={provision.PCS_REQUEST_TIMEOUT}" in provision.pcsd_script("pw", 180)

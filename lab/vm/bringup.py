@@ -137,8 +137,8 @@ def provision_node(lab: Lab, name: str, profile: profiles.Profile, password: str
                 provision.run_root(node, provision.packages_script(profile), "package setup", timeout=1800)
         with progress.step(name, "hacluster password, no stale cluster, pcsd enabled and answering",
                            limit=provision.PCSD_SETUP_TIMEOUT):
-            result = provision.run_root(node, provision.pcsd_script(password), "pcsd setup",
-                                        timeout=provision.PCSD_SETUP_TIMEOUT)
+            script = provision.pcsd_script(password, provision.pcs_request_timeout(lab.state.driver))
+            result = provision.run_root(node, script, "pcsd setup", timeout=provision.PCSD_SETUP_TIMEOUT)
         say_retries(progress, name, result)
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     finally:

@@ -100,13 +100,23 @@ def unit_timeouts_script(root: str = "") -> str:
     return scripts.render("provision/unit_timeouts.sh", libs=_UNIT_LIBS, **_unit_params(root))
 
 
-def pcsd_script(password: str) -> str:
-    """hacluster password, no leftover cluster (Debian's one-node default), pcsd enabled, up and answering."""
-    return scripts.render("provision/pcsd.sh", libs=_UNIT_LIBS, **_unit_params(), HACLUSTER_PASSWORD=password,
-                          CLUSTER_NAME=CLUSTER_NAME, PCSD_WAIT=PCSD_WAIT)
-
-
+# How long pcs waits for each pcsd request: the auth step's --request-timeout, and on a lab under
+# software emulation pcs's own default (60 s as shipped), which `pcs cluster setup` cannot be
+# given on its command line: its first request (pcsd runs `pcs cluster destroy`) took 60-80 s there.
 PCS_REQUEST_TIMEOUT = 180
+
+
+def pcs_request_timeout(driver: str) -> int | None:
+    """pcs's default request timeout on a lab with this libvirt DRIVER; None = as shipped (KVM)."""
+    return PCS_REQUEST_TIMEOUT if driver == "qemu" else None
+
+
+def pcsd_script(password: str, request_timeout: int | None = None) -> str:
+    """hacluster password, no leftover cluster (Debian's one-node default), pcsd enabled, up and
+    answering; with REQUEST_TIMEOUT, pcs waits that long for each pcsd instead of 60 s."""
+    return scripts.render("provision/pcsd.sh", libs=(*_UNIT_LIBS, "pcs_timeout.sh"), **_unit_params(),
+                          HACLUSTER_PASSWORD=password, CLUSTER_NAME=CLUSTER_NAME, PCSD_WAIT=PCSD_WAIT,
+                          PCS_REQUEST_TIMEOUT="" if request_timeout is None else request_timeout)
 
 
 def auth_script(nodes: Sequence[str], password: str, pcs_version: str | None) -> str:

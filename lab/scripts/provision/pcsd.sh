@@ -1,12 +1,14 @@
 # hacluster's password, no leftover cluster (Debian's one-node default), pcsd enabled, up and
-# answering on 2224 within PCSD_WAIT seconds; prints the pcs version.
+# answering on 2224 within PCSD_WAIT seconds; pcs waits PCS_REQUEST_TIMEOUT s for each pcsd
+# (empty: pcs as shipped); prints the pcs version.
 set -eu
-: "${HACLUSTER_PASSWORD:?}" "${CLUSTER_NAME:?}" "${PCSD_WAIT:?}"
+: "${HACLUSTER_PASSWORD:?}" "${CLUSTER_NAME:?}" "${PCSD_WAIT:?}" "${PCS_REQUEST_TIMEOUT?}"
 echo "hacluster:$HACLUSTER_PASSWORD" | chpasswd
 if [ -e /etc/corosync/corosync.conf ] && ! grep -q "$CLUSTER_NAME" /etc/corosync/corosync.conf; then
   pcs cluster destroy --force >/dev/null 2>&1 || true
 fi
 install_unit_timeouts
+set_pcs_request_timeout "$(pcs_settings_file)" "$PCS_REQUEST_TIMEOUT"
 systemctl is-enabled -q pcsd || systemctl enable -q pcsd
 start_unit pcsd
 i=0
