@@ -109,3 +109,17 @@ def test_an_exercise_is_drawn_only_for_lab_sizes_it_fits() -> None:
     three = ("node1", "node2", "node3")
     for seed in range(40):
         assert "two-node-quorum" not in [t.exercise for t in exam.draw_plan(seed, 8, nodes=three).tasks]
+
+
+def test_a_lab_without_the_second_network_is_never_given_a_task_that_needs_it() -> None:
+    """Labs made before the third network (state without link1_cidr) cannot do corosync-second-link."""
+    from lab.engine.exercises import load
+    from lab.vm.network import needs_second_network
+
+    link = load("corosync-second-link")
+    assert needs_second_network(link)
+    assert exam.exam_eligible(link, 2, second_network=False) is not None
+    drawn_with = {t.exercise for seed in range(60) for t in exam.draw_plan(seed, 8).tasks}
+    drawn_without = {t.exercise for seed in range(60) for t in exam.draw_plan(seed, 8, second_network=False).tasks}
+    assert "corosync-second-link" in drawn_with, "the exercise is drawable on a lab that has the network"
+    assert "corosync-second-link" not in drawn_without

@@ -109,7 +109,9 @@ def _start(args: argparse.Namespace) -> int:
 
     key = _key(args.sign_key)  # a bad key fails before minutes of building
     del key
-    plan = exam.draw_plan(args.seed, args.tasks, nodes=current_lab().node_names)
+    lab = current_lab()
+    plan = exam.draw_plan(args.seed, args.tasks, nodes=lab.node_names,
+                          second_network=lab.state.link1_cidr is not None)
     print(f"exam seed {plan.seed}", file=sys.stderr, flush=True)
     state = exam_run.start(plan, minutes=args.minutes, sign_key=args.sign_key)
     print("\n".join(examstate.status_lines(state)))

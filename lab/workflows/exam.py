@@ -18,6 +18,7 @@ from lab.core.errors import UsageError
 from lab.engine.exercises import Exercise, exercises_dir, load, load_all
 from lab.engine.grading import sections_for
 from lab.gather.probes import destructive_probes
+from lab.vm.network import needs_second_network
 
 DEFAULT_TASKS = 8
 DEFAULT_MINUTES = 120
@@ -51,10 +52,11 @@ def catalogue_info() -> dict[str, str]:
     return {"version": __version__, "hash": "sha256:" + digest.hexdigest()}
 
 
-def exam_eligible(exercise: Exercise, node_count: int = 2) -> str | None:
+def exam_eligible(exercise: Exercise, node_count: int = 2, second_network: bool = True) -> str | None:
     """Why an exercise cannot be an exam task (None: it can). One lab state holds every task:
     a task needs the running cluster, no host-side fixture, and no check that fences or reboots
-    (the exam's own persistence phase is the reboot)."""
+    (the exam's own persistence phase is the reboot). SECOND_NETWORK: the lab has the second
+    cluster network (labs made before it do not)."""
     if exercise.start.baseline != "cluster":
         return f"starts from the '{exercise.start.baseline}' snapshot, not the running cluster"
     if exercise.start.fixtures:
@@ -66,6 +68,8 @@ def exam_eligible(exercise: Exercise, node_count: int = 2) -> str | None:
         return f"needs {exercise.start.min_nodes} nodes"
     if not exercise.start.fits(node_count):
         return f"works on at most {exercise.start.max_nodes} nodes"
+    if not second_network and needs_second_network(exercise):
+        return "needs the lab's second cluster network (a lab made before it: lab destroy, lab up)"
     return None
 
 
@@ -124,7 +128,7 @@ def _draw_params(exercise: Exercise, rng: random.Random) -> dict[str, Any]:
 
 
 def draw_plan(seed: int | None = None, tasks: int = DEFAULT_TASKS, nodes: Sequence[str] = ("node1", "node2"),
-              catalogue: Sequence[Exercise] | None = None) -> Plan:
+              catalogue: Sequence[Exercise] | None = None, second_network: bool = True) -> Plan:
     """K tasks drawn with random.Random(seed): round by round over the objectives in a drawn
     order, one exercise per objective and round, parameters drawn, never two tasks that touch
     the same objects. The same seed and catalogue give the same plan."""
@@ -133,7 +137,7 @@ def draw_plan(seed: int | None = None, tasks: int = DEFAULT_TASKS, nodes: Sequen
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**9)
     pool = [e for e in (catalogue if catalogue is not None else load_all())
-            if exam_eligible(e, len(nodes)) is None]
+            if exam_eligible(e, len(nodes), second_network) is None]
     by_objective: dict[str, list[Exercise]] = {}
     for exercise in sorted(pool, key=lambda e: e.id):
         by_objective.setdefault(exercise.objective, []).append(exercise)

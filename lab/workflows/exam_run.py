@@ -121,7 +121,8 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
     if tuple(lab.node_names[:len(plan.nodes)]) != tuple(plan.nodes) or len(plan.nodes) != len(lab.node_names):
         raise UsageError(f"the plan was drawn for nodes {', '.join(plan.nodes)}; this lab has "
                          f"{', '.join(lab.node_names)}")
-    bad = [f"{e.id}: {why}" for e in exercises if (why := exam.exam_eligible(e, len(lab.node_names)))]
+    bad = [f"{e.id}: {why}" for e in exercises if (why := exam.exam_eligible(
+        e, len(lab.node_names), lab.state.link1_cidr is not None))]
     bad += exam.conflicts(exercises, lab.node_names)
     if bad:
         raise UsageError(f"the plan cannot be one lab state: {'; '.join(bad)}")
