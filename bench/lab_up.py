@@ -69,13 +69,15 @@ def plain_path(nodes: int, driver: str) -> float:
             driver=driver, nodes=ruby_nodes, hosts=hosts, names=" ".join(names), last=names[-1]))
         env = dict(os.environ, VAGRANT_CHECKPOINT_DISABLE="1", VAGRANT_DEFAULT_PROVIDER="libvirt")
         began = time.monotonic()
-        result = subprocess.run(["vagrant", "up", "--no-parallel"], cwd=tmp, env=env, text=True,
-                                capture_output=True, timeout=3600)
-        seconds = time.monotonic() - began
-        subprocess.run(["vagrant", "destroy", "-f"], cwd=tmp, env=env, capture_output=True, timeout=600)
-    from lab.vm import libvirt_owned
+        try:
+            result = subprocess.run(["vagrant", "up", "--no-parallel"], cwd=tmp, env=env, text=True,
+                                    capture_output=True, timeout=3600)
+            seconds = time.monotonic() - began
+        finally:  # failed, timed out or interrupted: the VMs go too
+            subprocess.run(["vagrant", "destroy", "-f"], cwd=tmp, env=env, capture_output=True, timeout=600)
+            from lab.vm import libvirt_owned
 
-    libvirt_owned.remove_leftovers("flab-plainbench-")
+            libvirt_owned.remove_leftovers("flab-plainbench-")
     if result.returncode:
         sys.exit(f"plain vagrant up failed: {result.stdout[-1500:]}{result.stderr[-1500:]}")
     return seconds
@@ -87,9 +89,12 @@ def main() -> None:
     parser.add_argument("--skip-plain", action="store_true")
     args = parser.parse_args()
     name = f"bench{args.nodes}"
-    lab("destroy", name=name)
-    with PeakRss(f"guest=flab-{name}-") as rss:
-        ours = lab("up", "--nodes", str(args.nodes), name=name)
+    destroy_quietly(name)  # a killed earlier run's leftovers
+    try:
+        with PeakRss(f"guest=flab-{name}-") as rss:
+            ours = lab("up", "--nodes", str(args.nodes), name=name)
+    finally:  # lab up failed or was interrupted: nothing of the bench lab stays behind
+        destroy_quietly(name)
     print(f"lab up ({args.nodes} nodes, healthy cluster, snapshots taken): {ours:.1f} s")
     print(f"peak host RAM of the {args.nodes} qemu processes: {rss.peak / 1024:.0f} MiB")
     if not args.skip_plain:
@@ -99,7 +104,13 @@ def main() -> None:
         plain = plain_path(args.nodes, driver)
         print(f"plain vagrant up --no-parallel + shell provisioner: {plain:.1f} s")
         print(f"ratio lab up / plain: {ours / plain:.2f} (goal <= 0.33)")
-    lab("destroy", name=name)
+
+
+def destroy_quietly(name: str) -> None:
+    """`lab destroy --force NAME`, whatever state the lab is in; never exits the bench itself."""
+    env = dict(os.environ, LAB_NAME=name)
+    subprocess.run([sys.executable, "-m", "lab.cli", "destroy", "--force", name], env=env,
+                   capture_output=True, timeout=900)
 
 
 if __name__ == "__main__":
