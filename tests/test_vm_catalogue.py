@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,21 @@ def test_fencing_with_swapped_map_fails(labs: LabPool) -> None:
 def test_catalogue_red_solve_green(labs: LabPool, nodes: int, exercise_id: str, tool: str) -> None:
     labs.ensure(nodes)
     red_solve_green(exercise_id, tool)
+    if CAPTURE_DIR:
+        capture_green(Path(CAPTURE_DIR) / f"{exercise_id}-{tool}", nodes)
+
+
+# LAB_CAPTURE_DIR=DIR: after each green, save what corosync and the fencer answer on every node
+# (DIR/<exercise>-<tool>/<tool>-<node>.txt), for tests that judge those answers offline.
+CAPTURE_DIR = os.environ.get("LAB_CAPTURE_DIR", "")
+CAPTURES = {"cmapctl": "corosync-cmapctl", "quorumtool": "corosync-quorumtool -s",
+            "cfgtool": "corosync-cfgtool -s",
+            "fence-history": "stonith_admin --history '*' --output-as=xml"}
+
+
+def capture_green(folder: Path, nodes: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(1, nodes + 1):
+        for name, command in CAPTURES.items():
+            answer = lab("ssh", f"node{index}", "--", f"sudo {command}", timeout=120)
+            (folder / f"{name}-node{index}.txt").write_text(answer.stdout)

@@ -190,8 +190,13 @@ def test_offline_fault_really_stops_the_node(live_lab: None) -> None:
 
 
 def test_status_info_and_secrets(live_lab: None) -> None:
+    started = lab("start", "resource-create")  # a cached start state (taken now, or reused)
+    assert started.returncode == 0, started.stderr[-2000:]
     status = lab("status", timeout=120)
     assert status.returncode == 0 and "node1" in status.stdout
+    node_lines = [line for line in status.stdout.splitlines() if "snapshots:" in line]
+    assert len(node_lines) == 2 and all("cluster" in line and "start-" not in line for line in node_lines)
+    assert "cached start states:" in status.stdout and "resource-create" in status.stdout, status.stdout
     info = lab("info", timeout=60)
     secret = lab("info", "--secrets", timeout=60)
     password = _password()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lab.core.errors import LabError, NodeError
 from lab.transport import log
-from lab.vm import virt
+from lab.vm import startcache, virt
 from lab.vm.labstate import Lab, NoLabUp, current_lab, current_name
 from lab.vm.lifecycle import NoSuchLab
 from lab.vm.network import link1_addresses
@@ -41,8 +41,13 @@ def status_lines() -> list[str]:
     lines = [f"lab {lab.name}: box {lab.state.box}, driver {lab.state.driver}, "
              f"exercise {lab.state.exercise or '-'}"]
     for name, dom in domains.items():
-        snaps = ",".join(virt.snapshot_names(dom)) or "-"
+        # The lab's own snapshots by name; cached start states are one line below, not per node.
+        snaps = ",".join(s for s in virt.snapshot_names(dom) if not s.startswith(startcache.PREFIX)) or "-"
         lines.append(f"  {name:<6} {lab.node(name).ip:<15} {states[dom]:<8} snapshots: {snaps}")
+    cached = startcache.cached_states(lab)
+    if cached:
+        lines.append(f"  cached start states: {len(cached)} "
+                     f"({', '.join(entry.exercise if entry else name for name, entry in cached)})")
     running = [n for n, d in domains.items() if states[d] == "running"]
     if running:
         try:
