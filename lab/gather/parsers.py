@@ -213,7 +213,8 @@ def parse_fence_history(result: CommandResult | None) -> tuple[FenceEvent, ...] 
     history = root.find("fence_history")
     if history is not None and history.get("status") not in (None, "0"):
         return None  # the fencer could not give its history (its own exit code)
-    # An empty history prints no list at all: no <fence_history>, still an answer.
+    # pacemaker 2.1 lists the events in <list name="fencing history" count="N"> (count 0: empty,
+    # still an answer); events are read wherever they are, so another version's wrapper reads too.
     return tuple(FenceEvent(action=e.get("action", ""), target=e.get("target", ""),
                             status=e.get("status", ""), origin=e.get("origin", ""),
                             delegate=e.get("delegate", ""), client=e.get("client", ""),
