@@ -106,6 +106,40 @@ def test_vagrantfile_renders(home: Path) -> None:
     assert "lv.driver = 'kvm'" in vg.render_vagrantfile(kvm)
 
 
+DOMAIN = """<domain type='qemu'><name>tb</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64'>hvm</type></os><features>{features}</features></domain>"""
+
+
+@pytest.mark.skipif(shutil.which("ruby") is None, reason="ruby (vagrant's) not installed")
+def test_the_translation_cache_reaches_libvirt_as_a_tcg_feature(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ruby reads the rendered features list, each written as <NAME/> (vagrant-libvirt 0.11's
+    domain.xml.erb), and libvirt's own parser (test driver) reads it as the tcg tb-cache feature."""
+    import libvirt
+
+    line = next(ln for ln in vg.render_vagrantfile(make_lab()).splitlines() if "lv.features" in ln)
+    rendered = subprocess.run(["ruby", "-e", "puts(" + line.split("=", 1)[1] + ".map { |f| '<' + f + '/>' }.join)"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert rendered.startswith("<acpi/><apic/><tcg>") and rendered.endswith("</tcg><pae/>")
+    conn = libvirt.open("test:///default")
+    try:
+        dom = conn.defineXML(DOMAIN.format(features=rendered))
+        xml = dom.XMLDesc(0)
+        dom.undefine()
+    finally:
+        conn.close()
+    assert f"<tb-cache unit='KiB'>{vg.TB_CACHE_MIB * 1024}</tb-cache>" in xml and "<pae/>" in xml
+    # KVM, or LAB_TB_CACHE_MIB=0: qemu's own default, no features line at all
+    assert "lv.features" not in vg.render_vagrantfile(make_lab("t2", nodes=2, driver="kvm"))
+    monkeypatch.setenv("LAB_TB_CACHE_MIB", "0")
+    assert "lv.features" not in vg.render_vagrantfile(make_lab("t3", nodes=2))
+    monkeypatch.setenv("LAB_TB_CACHE_MIB", "256")
+    assert "<tb-cache unit=\\'MiB\\'>256<" in vg.render_vagrantfile(make_lab("t4", nodes=2))
+    for index, bad in enumerate(("lots", "16", "-1")):
+        monkeypatch.setenv("LAB_TB_CACHE_MIB", bad)
+        with pytest.raises(UsageError, match="LAB_TB_CACHE_MIB"):
+            vg.render_vagrantfile(make_lab(f"t{5 + index}", nodes=2))
+
+
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant not installed")
 def test_vagrant_validate_offline(home: Path) -> None:
     """Vagrant itself accepts the rendered file (all three networks: mgmt, priv, link1)."""
@@ -214,6 +248,49 @@ def test_wait_healthy_script_waits_for_every_node_in_a_quorate_partition(
     unsettled = _bash(provision.wait_healthy_script(2, timeout=1, settle=False), env)
     assert unsettled.returncode == done.returncode
     assert log.read_text().count("crm_resource") == (1 if ok else 0)
+
+
+def _crm_mon_of(path: Path) -> str:
+    """What crm_mon prints for the CIB at PATH (real pacemaker, CIB_file)."""
+    env = dict(os.environ, CIB_file=str(path))
+    return subprocess.run(["crm_mon", "--one-shot", "--output-as=xml"], env=env, capture_output=True,
+                          text=True, check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("crm_simulate") is None or shutil.which("pcs") is None,
+                    reason="needs pacemaker-cli-utils and pcs")
+def test_settling_after_a_solution_waits_for_the_nodes_pacemaker_lists(tmp_path: Path) -> None:
+    """node-remove's solution leaves 2 of the lab's 3 nodes in the cluster: settled once both are
+    online. Only stopped (still listed, offline), node3 is waited for. crm_mon's answers are real
+    (CIBs made by pcs, node3 removed with cibadmin as crm_node --remove does, or downed by crm_simulate),
+    with a resource whose <node> lines must not count as nodes."""
+    from lab.engine.offline import OfflineCluster
+
+    whole = OfflineCluster.empty(tmp_path / "whole.xml", nodes=("node1", "node2", "node3"))
+    whole.run("pcs resource create web ocf:pacemaker:Dummy")
+    whole.simulate()
+    # A live cluster has a DC (crm_mon: current_dc with_quorum); a simulated one names none.
+    subprocess.run(["cibadmin", "--modify", "--xml-text", '<cib dc-uuid="node1"/>'], check=True,
+                   capture_output=True, env=dict(os.environ, CIB_file=str(whole.path)))
+    removed = whole.copy(tmp_path / "removed.xml")
+    for xpath in ("//nodes/node[@uname='node3']", "//status/node_state[@uname='node3']"):
+        subprocess.run(["cibadmin", "--delete-all", "--xpath", xpath, "--force"], check=True, capture_output=True,
+                       env=dict(os.environ, CIB_file=str(removed.path)))
+    stopped = tmp_path / "stopped.xml"
+    subprocess.run(["crm_simulate", "-x", str(whole.path), "--node-down", "node3", "-S", "-O", str(stopped)],
+                   check=True, capture_output=True)
+    for name, path, ok in (("removed", removed.path, True), ("stopped", stopped, False), ("whole", whole.path, True)):
+        answer = tmp_path / f"{name}.mon"
+        answer.write_text(_crm_mon_of(path))
+        assert "<node name=" in answer.read_text().split("</nodes>", 1)[1]  # the resource's own node lines
+        env, _ = _fake_bin(tmp_path, crm_mon=f"cat {answer}", crm_resource="")
+        done = _bash(provision.wait_healthy_script(None, timeout=1), env)
+        assert (done.returncode == 0) is ok, (name, done.stderr)
+        if not ok:
+            assert "only 2 of 3 nodes online" in done.stderr
+    # the lab's count still holds where it is asked for: 3 lab nodes, 2 in the cluster
+    env, _ = _fake_bin(tmp_path, crm_mon=f"cat {tmp_path / 'removed.mon'}", crm_resource="")
+    assert _bash(provision.wait_healthy_script(3, timeout=1), env).returncode == 1
 
 
 def test_wait_offline_script_waits_until_every_named_node_is_offline(tmp_path: Path) -> None:

@@ -216,9 +216,11 @@ def root_ssh_input(private_key: str, public_key: str, known_hosts: str) -> str:
     return _b64_line(private_key.encode()) + public_key.strip() + "\n" + _b64_line(known_hosts.encode())
 
 
-def wait_healthy_script(count: int, *, timeout: int = 300, settle: bool = True) -> str:
-    """Poll (every 0.5 s) until COUNT nodes are online in a quorate partition; then let it settle."""
-    return scripts.render("provision/wait_healthy.sh", COUNT=count, TIMEOUT=timeout,
+def wait_healthy_script(count: int | None, *, timeout: int = 300, settle: bool = True) -> str:
+    """Poll (every 0.5 s) until COUNT nodes are online in a quorate partition; then let it settle.
+    COUNT None: every node in pacemaker's node list (after a solution that added or removed one)."""
+    return scripts.render("provision/wait_healthy.sh", COUNT="configured" if count is None else count,
+                          TIMEOUT=timeout,
                           SETTLE="yes" if settle else "no")
 
 
