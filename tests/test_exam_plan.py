@@ -123,3 +123,22 @@ def test_a_lab_without_the_second_network_is_never_given_a_task_that_needs_it() 
     drawn_without = {t.exercise for seed in range(60) for t in exam.draw_plan(seed, 8, second_network=False).tasks}
     assert "corosync-second-link" in drawn_with, "the exercise is drawable on a lab that has the network"
     assert "corosync-second-link" not in drawn_without
+
+
+def test_an_exam_holds_the_fence_daemon_but_not_the_shared_disk() -> None:
+    """stonith-admin (fence_virtd on the host) can be an exam task, its fixture set up once before
+    the start commands; sbd (a shared disk blanked per start) cannot."""
+    from lab.engine.exercises import load
+
+    admin, sbd = load("stonith-admin"), load("sbd")
+    assert list(admin.start.fixtures) == ["fence-virtd"] and "sbd-disk" in sbd.start.fixtures
+    assert exam.exam_eligible(admin) is None
+    assert "cannot hold (sbd-disk)" in (exam.exam_eligible(sbd) or "")
+    plans = [exam.draw_plan(seed, 6) for seed in range(80)]
+    drawn = [p for p in plans if "stonith-admin" in [t.exercise for t in p.tasks]]
+    assert drawn, "stonith-admin is drawn for some seed"
+    combined = exam.combined_start(drawn[0].exercises())
+    assert combined.fixtures == ("fence-virtd",)
+    assert not exam.conflicts(drawn[0].exercises())
+    others = [e for e in drawn[0].exercises() if e.id != "stonith-admin"]
+    assert exam.combined_start(others).fixtures == ()

@@ -52,15 +52,22 @@ def catalogue_info() -> dict[str, str]:
     return {"version": __version__, "hash": "sha256:" + digest.hexdigest()}
 
 
+# Host fixtures one exam lab state can hold for all its tasks: fence_virtd runs on the host and
+# outlives the reboot phase (its key stays on the nodes' disks). The shared SBD disk is attached
+# and blanked for each start of its own exercise, which other tasks' start would not expect.
+EXAM_FIXTURES = frozenset({"fence-virtd"})
+
+
 def exam_eligible(exercise: Exercise, node_count: int = 2, second_network: bool = True) -> str | None:
     """Why an exercise cannot be an exam task (None: it can). One lab state holds every task:
-    a task needs the running cluster, no host-side fixture, and no check that fences or reboots
-    (the exam's own persistence phase is the reboot). SECOND_NETWORK: the lab has the second
+    a task needs the running cluster, no host fixture but those in EXAM_FIXTURES, and no check
+    that fences or reboots (the exam's own persistence phase is the reboot). SECOND_NETWORK: the lab has the second
     cluster network (labs made before it do not)."""
     if exercise.start.baseline != "cluster":
         return f"starts from the '{exercise.start.baseline}' snapshot, not the running cluster"
-    if exercise.start.fixtures:
-        return f"needs host fixtures ({', '.join(exercise.start.fixtures)})"
+    foreign = [f for f in exercise.start.fixtures if f not in EXAM_FIXTURES]
+    if foreign:
+        return f"needs host fixtures an exam cannot hold ({', '.join(foreign)})"
     acts = destructive_probes(sections_for(exercise))
     if acts:
         return f"its checks act on the machines ({', '.join(acts)})"
@@ -212,10 +219,12 @@ def conflicts(exercises: Sequence[Exercise], nodes: Sequence[str] = ("node1", "n
 class CombinedStart:
     commands: tuple[str, ...]
     faults: tuple[dict[str, Any], ...]
+    fixtures: tuple[str, ...] = ()
 
 
 def combined_start(exercises: Sequence[Exercise]) -> CombinedStart:
-    """Every task's start commands in one list, and their faults after them.
+    """Every task's start commands in one list, and their faults after them; the host fixtures
+    they need (each once) are set up before the commands.
 
     Tasks that touch every node's placement (stickiness) go first, so the resources they
     expect on node1 are made in an empty cluster, as in their own start state. A command two
@@ -228,7 +237,8 @@ def combined_start(exercises: Sequence[Exercise]) -> CombinedStart:
             if command not in commands:
                 commands.append(command)
     faults = tuple(f for e in ordered for f in e.start.faults)
-    return CombinedStart(tuple(commands), faults)
+    fixtures = tuple(dict.fromkeys(f for e in ordered for f in e.start.fixtures))
+    return CombinedStart(tuple(commands), faults, fixtures)
 
 
 def task_text(number: int, exercise: Exercise) -> str:

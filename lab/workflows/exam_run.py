@@ -30,7 +30,7 @@ from lab.transport import runner
 from lab.transport.retry import GaveUp, retry
 from lab.transport.runner import CommandResult
 from lab.transport.ssh import SSHNode
-from lab.vm import commands, provision, startstate, steps, virt
+from lab.vm import commands, fixtures, provision, startstate, steps, virt
 from lab.vm import faults as faultlib
 from lab.vm import nodes as vm_nodes
 from lab.vm.labstate import Lab, current_lab, current_name
@@ -143,6 +143,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
         first = nodes[lab.node_names[0]]
         with progress.step(first.name, "cluster healthy (all online, quorate)", limit=300):
             provision.run_root(first, provision.wait_healthy_script(len(domains), settle=False), "health")
+        fixtures.apply(lab, combined.fixtures, nodes, progress)  # before the commands that use them
         if combined.commands:
             what = f"start state of {len(exercises)} tasks ({len(combined.commands)} commands)"
             with progress.step(first.name, what):
