@@ -11,6 +11,7 @@ them, stonith_admin --history --output-as=xml as pacemaker's lib/fencing/st_outp
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -32,6 +33,7 @@ from checks.membership import (
     pacemaker_node_list,
     quorate_without,
 )
+from lab.core.corosync import parse_corosync_conf
 from lab.engine.commands import command_context, render_command
 from lab.engine.exercises import Exercise, load
 from lab.engine.grading import sections_for
@@ -241,6 +243,33 @@ def test_node_add_checks(tmp_path: Path, three: dict[str, Facts]) -> None:
     nodes["node2"] = replace(nodes["node2"], corosync_conf=node("x", corosync_conf=conf2).corosync_conf)
     verdict = corosync_nodelist(replace(half, nodes=nodes), node="node3")
     assert verdict.passed is False and verdict.message.startswith("node2:")
+
+
+@pytest.mark.parametrize("awk", ["mawk", "gawk"])
+def test_crmsh_removal_edits_corosync_conf_as_pcs_would(tmp_path: Path, awk: str) -> None:
+    """crmsh 4.4 leaves the node in a knet corosync.conf, so its reference solution edits it out:
+    run on the lab's own file (pcs cluster setup of 3 nodes) its awk, then the real
+    `crm corosync set quorum.two_node 1`, gives the nodelist and two_node of pcs's 2-node file."""
+    if shutil.which(awk) is None or shutil.which("crm") is None:
+        pytest.skip(f"needs {awk} and crmsh")
+    conf = tmp_path / "corosync.conf"
+    conf.write_text(pcs_conf(tmp_path, ["node1", "node2", "node3"]))
+    context = command_context(["node1", "node2", "node3"])
+    steps = [render_command(c, context) for c in load("node-remove").solution_crmsh]
+    edits = [c for c in steps if "corosync.conf" in c and "push" not in c]
+    assert len(edits) == 3, steps
+    env = dict(os.environ, COROSYNC_MAIN_CONFIG_FILE=str(conf))
+    for command in edits:
+        command = command.replace("awk ", f"{awk} ", 1).replace("/etc/corosync/corosync.conf", str(conf))
+        command = command.replace("/run/corosync.conf.removed", str(tmp_path / "removed"))
+        done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+    edited, two = parse_corosync_conf(conf.read_text()), parse_corosync_conf(pcs_conf(tmp_path, ["node1", "node2"]))
+    assert edited.node_names == two.node_names == ["node1", "node2"]
+    assert edited.link_addresses(0) == two.link_addresses(0) == {n: ADDRS[n] for n in ("node1", "node2")}
+    assert edited.option("quorum.two_node") == two.option("quorum.two_node") == "1"
+    assert [n.options.get("nodeid") for n in edited.root.section("nodelist").all("node")] == ["1", "2"]
+    assert not (tmp_path / "removed").exists()
 
 
 def test_node_remove_checks(tmp_path: Path, three: dict[str, Facts]) -> None:
