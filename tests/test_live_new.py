@@ -511,17 +511,19 @@ def test_the_quorumtool_sample_reads_as_a_live_labs_does() -> None:
 LIVE = Path(__file__).parent / "captures" / "live"
 
 
-@pytest.mark.parametrize(("capture", "nodes", "this"), [
-    ("cmapctl-2node-node1.txt", ["node1", "node2"], "node1"),
-    ("cmapctl-3node-after-node-add-node1.txt", ["node1", "node2", "node3"], "node1"),  # pcs cluster node add
-    ("cmapctl-3node-after-crm-join-node3.txt", ["node1", "node2", "node3"], "node3"),  # crmsh, on the new node
+@pytest.mark.parametrize(("capture", "nodes", "this", "left"), [
+    ("cmapctl-2node-node1.txt", ["node1", "node2"], "node1", []),
+    ("cmapctl-3node-after-node-add-node1.txt", ["node1", "node2", "node3"], "node1", []),  # pcs cluster node add
+    ("cmapctl-3node-after-crm-join-node3.txt", ["node1", "node2", "node3"], "node3", []),  # crmsh, on the new node
+    ("cmapctl-2node-after-crm-remove-node1.txt", ["node1", "node2"], "node1", ["node3"]),  # node-remove, crmsh
 ])
-def test_the_cmapctl_sample_reads_as_a_live_labs_does(capture: str, nodes: list[str], this: str) -> None:
+def test_the_cmapctl_sample_reads_as_a_live_labs_does(capture: str, nodes: list[str], this: str,
+                                                      left: list[str]) -> None:
     """Every line of the `corosync-cmapctl` sample is a line of a real one (live labs, Debian 12 box,
     corosync 3.1.7, 2026-12-01, after node-add's reference solutions; the lab's addresses for the
     sample's), and both read alike."""
     live = (LIVE / capture).read_text()
-    sample = cmap_dump(nodes, nodes, two_node=int(len(nodes) == 2), this=this)
+    sample = cmap_dump(nodes, nodes, two_node=int(len(nodes) == 2), this=this, left=left)
     for name, ip in ADDRS.items():
         sample = sample.replace(ip + ")", f"10.231.10.1{name[-1]})").replace(ip + "\n", f"10.231.10.1{name[-1]}\n")
     # join_count counts a node's joins since corosync started (node3 of the start state rejoined): not read
