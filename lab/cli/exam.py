@@ -105,13 +105,14 @@ def _regrade(args: argparse.Namespace) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     from lab.vm.labstate import current_lab
+    from lab.vm.network import has_second_network
     from lab.workflows import exam, exam_run, examstate
 
     key = _key(args.sign_key)  # a bad key fails before minutes of building
     del key
     lab = current_lab()
     plan = exam.draw_plan(args.seed, args.tasks, nodes=lab.node_names,
-                          second_network=lab.state.link1_cidr is not None)
+                          second_network=has_second_network(lab))
     print(f"exam seed {plan.seed}", file=sys.stderr, flush=True)
     state = exam_run.start(plan, minutes=args.minutes, sign_key=args.sign_key)
     print("\n".join(examstate.status_lines(state)))

@@ -39,6 +39,11 @@ def pick_subnets(taken: Sequence[str]) -> tuple[str, str]:
     raise NoFreeSubnet("no free 10.231.x.0/24 subnet left for a new lab; destroy unused labs")
 
 
+def has_second_network(lab: Lab) -> bool:
+    """Whether the lab has the second cluster network (labs made before it have none)."""
+    return lab.state.link1_cidr is not None
+
+
 def link1_addresses(lab: Lab) -> dict[str, str] | None:
     """Each node's fixed address on the lab's second cluster network (node1 .11, as on the first);
     None for a lab made before that network."""
@@ -92,7 +97,7 @@ def lab_values(lab: Lab, values: dict[str, str]) -> dict[str, str]:
     with NoSecondNetwork (render_command fills through format_map) instead of made-up addresses."""
     out = _LabValues(values)
     out.lab = lab.name
-    if lab.state.link1_cidr is None:
+    if not has_second_network(lab):
         for key in LINK1_PLACEHOLDERS:
             out.pop(key, None)
     return out

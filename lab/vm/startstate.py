@@ -16,7 +16,7 @@ from lab.vm import faults as faultlib
 from lab.vm import fixtures, provision, startcache, virt
 from lab.vm.commands import context, run_commands
 from lab.vm.labstate import Lab, StepName, current_lab
-from lab.vm.network import NoSecondNetwork, needs_second_network
+from lab.vm.network import NoSecondNetwork, has_second_network, needs_second_network
 from lab.vm.nodes import close, connect_all, sync_clocks
 from lab.vm.steps import Step, mutating, run_steps
 
@@ -191,7 +191,7 @@ def start(exercise_id: str, progress: Progress | None = None, *, fresh: bool = F
         raise TooFewNodes(exercise.id, exercise.start.min_nodes, len(lab.node_names))
     if not exercise.start.fits(len(lab.node_names)):
         raise TooManyNodes(exercise.id, exercise.start.max_nodes or 0, len(lab.node_names))
-    if lab.state.link1_cidr is None and needs_second_network(exercise):
+    if not has_second_network(lab) and needs_second_network(exercise):
         raise NoSecondNetwork(lab.name)  # before the revert: the lab is left as it is
     faults = faultlib.resolve(exercise.start.faults, lab.node_names)
     baseline = exercise.start.baseline

@@ -61,8 +61,8 @@ EXAM_FIXTURES = frozenset({"fence-virtd"})
 def exam_eligible(exercise: Exercise, node_count: int = 2, second_network: bool = True) -> str | None:
     """Why an exercise cannot be an exam task (None: it can). One lab state holds every task:
     a task needs the running cluster, no host fixture but those in EXAM_FIXTURES, and no check
-    that fences or reboots (the exam's own persistence phase is the reboot). SECOND_NETWORK: the lab has the second
-    cluster network (labs made before it do not)."""
+    that fences or reboots (the exam's own persistence phase is the reboot). SECOND_NETWORK: the
+    lab has the second cluster network (labs made before it do not)."""
     if exercise.start.baseline != "cluster":
         return f"starts from the '{exercise.start.baseline}' snapshot, not the running cluster"
     foreign = [f for f in exercise.start.fixtures if f not in EXAM_FIXTURES]

@@ -34,6 +34,7 @@ from lab.vm import commands, fixtures, provision, startstate, steps, virt
 from lab.vm import faults as faultlib
 from lab.vm import nodes as vm_nodes
 from lab.vm.labstate import Lab, current_lab, current_name
+from lab.vm.network import has_second_network
 from lab.workflows import exam, examfile, examscore, examstate, history
 from lab.workflows.gradebook import read_key
 
@@ -122,7 +123,7 @@ def start(plan: exam.Plan, *, minutes: float, sign_key: Path | None = None,
         raise UsageError(f"the plan was drawn for nodes {', '.join(plan.nodes)}; this lab has "
                          f"{', '.join(lab.node_names)}")
     bad = [f"{e.id}: {why}" for e in exercises if (why := exam.exam_eligible(
-        e, len(lab.node_names), lab.state.link1_cidr is not None))]
+        e, len(lab.node_names), has_second_network(lab)))]
     bad += exam.conflicts(exercises, lab.node_names)
     if bad:
         raise UsageError(f"the plan cannot be one lab state: {'; '.join(bad)}")
