@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab.engine.exercises import load_all
+from lab.gather.hostmon import CRM_MON_ARGS
 from tests.test_vm_e2e import PREFIX, lab, red_solve_green, running_lab
 
 pytestmark = pytest.mark.catalogue
@@ -95,9 +96,19 @@ CAPTURES = {"cmapctl": "corosync-cmapctl", "quorumtool": "corosync-quorumtool -s
             "fence-history": "stonith_admin --history '*' --output-as=xml"}
 
 
+# The CIB and crm_mon at one moment (tests/test_hostmon.py reads such pairs as
+# tests/captures/live/cib-TAG.xml and crm-mon-TAG.xml).
+PAIR = f"sudo sh -c 'cibadmin --query && echo ==CRM_MON== && {' '.join(CRM_MON_ARGS)}'"
+
+
 def capture_green(folder: Path, nodes: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(1, nodes + 1):
         for name, command in CAPTURES.items():
             answer = lab("ssh", f"node{index}", "--", f"sudo {command}", timeout=120)
             (folder / f"{name}-node{index}.txt").write_text(answer.stdout)
+        pair = lab("ssh", f"node{index}", "--", PAIR, timeout=120)
+        cib, marker, crm_mon = pair.stdout.partition("==CRM_MON==\n")
+        if pair.returncode == 0 and marker:
+            (folder / f"cib-node{index}.xml").write_text(cib)
+            (folder / f"crm-mon-node{index}.xml").write_text(crm_mon)

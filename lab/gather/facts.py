@@ -7,12 +7,11 @@ sections as objects (sections), the parsers (parsers) and the live gather (live)
 
 from __future__ import annotations
 
-import re
-import tempfile
 from pathlib import Path
 from types import MappingProxyType
 
 from lab.core.errors import UsageError
+from lab.gather.hostmon import CRM_MON_ARGS, crm_mon_on_text
 from lab.gather.live import GATHER_TIMEOUT, cluster_view, gather_live, gather_node, gather_script, section_lines
 from lab.gather.nodefacts import Facts, NodeFacts, SbdInfo
 from lab.gather.parsers import (
@@ -26,9 +25,6 @@ from lab.gather.parsers import (
 )
 from lab.gather.sections import TOO_LARGE, node_facts_from_sections, parse_sections
 from lab.transport import scripts
-from lab.transport.runner import CommandResult, run_local
-
-CRM_MON_ARGS = ("crm_mon", "--one-shot", "--inactive", "--output-as=xml")
 
 # Older names, still imported elsewhere (examscore, tests): the same objects.
 _cluster_view = cluster_view
@@ -42,15 +38,10 @@ _section_lines = section_lines
 
 __all__ = [
     "CRM_MON_ARGS", "GATHER_TIMEOUT", "SERVICES", "TOO_LARGE", "Facts", "NodeFacts", "SbdInfo",
-    "cib_from_text", "crm_mon_on_cib_file", "facts_from_cib_file", "gather_live", "gather_node",
+    "cib_from_text", "facts_from_cib_file", "gather_live", "gather_node",
     "gather_script", "load_cib_text", "node_facts_from_sections", "parse_cmap", "parse_fence_targets",
     "parse_sbd", "parse_sections", "status_from_crm_mon",
 ]
-
-
-def crm_mon_on_cib_file(path: Path) -> CommandResult:
-    """crm_mon's view of a saved CIB, computed by the real pacemaker tools."""
-    return run_local(CRM_MON_ARGS, env={"CIB_file": str(path)}, timeout=60)
 
 
 def facts_from_cib_file(path: Path) -> Facts:
@@ -59,10 +50,7 @@ def facts_from_cib_file(path: Path) -> Facts:
     cib = cib_from_text(text, str(path))
     # crm_mon reads a private copy of the very text parsed here (re-encoded as UTF-8),
     # never the path again: the file may have changed, or be a FIFO by now.
-    with tempfile.TemporaryDirectory(prefix="lab-cib-") as tmp:
-        copy = Path(tmp) / "cib.xml"
-        copy.write_text(re.sub(r"^\s*<\?xml[^>]*\?>", "", text), encoding="utf-8")
-        result = crm_mon_on_cib_file(copy)
+    result = crm_mon_on_text(text)
     if result.returncode == 127:
         raise UsageError("crm_mon not found: grading a CIB file needs pacemaker's CLI tools "
                          "(Debian/Ubuntu: apt-get install pacemaker-cli-utils)")

@@ -8,17 +8,27 @@ exception: a hostile or broken node costs its own facts, not the whole report.
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 
 from lab.core.errors import LabError
 from lab.core.xmlsafe import MAX_INPUT_BYTES, one_line
+from lab.gather import hostmon
 from lab.gather.nodefacts import Facts, NodeFacts
 from lab.gather.parsers import TIMED_OUT
-from lab.gather.sections import EXTRA_PREFIX, node_facts_from_sections, parse_sections, wanted
+from lab.gather.sections import (
+    CIB,
+    CRM_MON,
+    EXTRA_PREFIX,
+    node_facts_from_sections,
+    parse_sections,
+    wanted,
+)
 from lab.transport import scripts
 from lab.transport.base import Runner
+from lab.transport.runner import CommandResult
 
 # How long one node's gather may take, seen from here. On the node the whole script ends
 # (every process it started killed, its temporary copies removed) a few seconds earlier,
@@ -26,6 +36,8 @@ from lab.transport.base import Runner
 GATHER_TIMEOUT = 60.0
 # Where question exercises have the student write answer files (the `answers` section reads them).
 ANSWERS_DIR = "/root/answers"
+# sudo -n refusing (no rule, a password required) or missing: the script was never read.
+SUDO_REFUSED = (1, 127)
 
 
 def script_bounds(timeout: float) -> tuple[int, int]:
@@ -53,15 +65,19 @@ def gather_script(sections: frozenset[str] | None, extra_commands: Mapping[str, 
 
 def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
                 sections: frozenset[str] | None = None, *,
-                timeout: float = GATHER_TIMEOUT, answers_dir: str = ANSWERS_DIR) -> NodeFacts:
+                timeout: float = GATHER_TIMEOUT, answers_dir: str = ANSWERS_DIR,
+                crm_mon_here: bool | None = None) -> NodeFacts:
     """Gather one node's facts in one command; an unreachable node becomes an error fact.
 
     Only the sections the checks read are gathered: under software emulation every
-    process started in the guest costs a few tenths of a second. Whatever the node
-    answers, the result is this node's facts or this node's error, never an exception.
+    process started in the guest costs a few tenths of a second. crm_mon's view is computed on
+    this host from the node's CIB when this host runs the cluster's pacemaker build
+    (lab.gather.hostmon; CRM_MON_HERE None: whenever it can), else the node's crm_mon answers.
+    Whatever the node answers, the result is this node's facts or this node's error, never an
+    exception.
     """
     try:
-        return _gather_node(runner, extra_commands, sections, timeout, answers_dir)
+        return _gather_node(runner, extra_commands, sections, timeout, answers_dir, crm_mon_here)
     except LabError as exc:
         return NodeFacts(name=runner.name, error=one_line(str(exc), 500))
     except Exception as exc:  # an answer nobody foresaw: this node's failure, not everyone's
@@ -69,23 +85,70 @@ def gather_node(runner: Runner, extra_commands: Mapping[str, str] | None = None,
                                                  f"{type(exc).__name__}: {one_line(str(exc), 200)}")
 
 
-def _gather_node(runner: Runner, extra_commands: Mapping[str, str] | None,
-                 sections: frozenset[str] | None, timeout: float, answers_dir: str) -> NodeFacts:
+class _NoAnswer(Exception):
+    """A round trip that gave no facts: the node's error text."""
+
+
+def _round_trip(runner: Runner, extra_commands: Mapping[str, str] | None, sections: frozenset[str],
+                timeout: float, answers_dir: str) -> dict[str, CommandResult]:
+    """One run of the gather script on the node (as root by sudo unless logged in as root; as
+    the login user when sudo refuses): its sections by name."""
     whole, section = script_bounds(timeout)
     script = gather_script(sections, extra_commands, section_timeout=section, answers_dir=answers_dir)
-    wrapper = scripts.render("gather/as_root.sh", WHOLE=whole)
     names = " ".join(s.name for s in wanted(sections))
-    result = runner.run(["sh", "-c", wrapper], timeout=timeout, input_text=script,
-                        label=f"gather facts: {names}")
-    if result.returncode in TIMED_OUT:
-        return NodeFacts(name=runner.name, error=f"{runner.name}: gathering facts timed out")
+    began = time.monotonic()
+    login = getattr(runner, "login_user", None)  # known for SSH: no `id -u` in the guest
+    sudo = "auto" if login is None else "no" if login == "root" else "yes"
+    result = runner.run(["sh", "-c", scripts.render("gather/as_root.sh", WHOLE=whole, SUDO=sudo)],
+                        timeout=timeout, input_text=script, label=f"gather facts: {names}")
     found = parse_sections(result.stdout)
+    if sudo != "no" and "hostname" not in found and result.returncode in SUDO_REFUSED and "sudo" in result.stderr:
+        left = timeout - (time.monotonic() - began)
+        if left > 5:  # sudo said no before reading the script: once more, as the login user
+            whole, section = script_bounds(left)
+            script = gather_script(sections, extra_commands, section_timeout=section, answers_dir=answers_dir)
+            result = runner.run(["sh", "-c", scripts.render("gather/as_root.sh", WHOLE=whole, SUDO="no")],
+                                timeout=left, input_text=script, label=f"gather facts (no sudo): {names}")
+            found = parse_sections(result.stdout)
+    if result.returncode in TIMED_OUT:
+        raise _NoAnswer(f"{runner.name}: gathering facts timed out")
     if "hostname" not in found:
-        return NodeFacts(name=runner.name,
-                         error=f"{runner.name}: the answer holds no facts (exit {result.returncode}): "
-                               f"{one_line(result.tail(2), 200) or 'no output'}")
+        raise _NoAnswer(f"{runner.name}: the answer holds no facts (exit {result.returncode}): "
+                        f"{one_line(result.tail(2), 200) or 'no output'}")
+    return found
+
+
+def _gather_node(runner: Runner, extra_commands: Mapping[str, str] | None,
+                 sections: frozenset[str] | None, timeout: float, answers_dir: str,
+                 crm_mon_here: bool | None) -> NodeFacts:
+    names = frozenset(s.name for s in wanted(sections))
+    here = CIB.name in names and CRM_MON.name in names and (
+        hostmon.host_build() is not None if crm_mon_here is None else crm_mon_here)
+    try:
+        found = _round_trip(runner, extra_commands, names - {CRM_MON.name} if here else names,
+                            timeout, answers_dir)
+        if here:
+            found[CRM_MON.name] = _crm_mon_answer(runner, found, timeout, answers_dir)
+    except _NoAnswer as exc:
+        return NodeFacts(name=runner.name, error=str(exc))
     extra = {k[len(EXTRA_PREFIX):]: v for k, v in found.items() if k.startswith(EXTRA_PREFIX)}
     return node_facts_from_sections(runner.name, found, extra)
+
+
+def _crm_mon_answer(runner: Runner, found: Mapping[str, CommandResult], timeout: float,
+                    answers_dir: str) -> CommandResult:
+    """crm_mon's answer for this node: computed here from its CIB when this host runs the same
+    build, else the node's own crm_mon in a second round trip."""
+    cib = found.get(CIB.name)
+    if cib is not None and cib.ok and cib.stdout.strip():
+        computed = hostmon.status_here(cib.stdout, runner.name)
+        if computed is not None:
+            return CommandResult(CRM_MON.name, 0, computed.stdout, "")
+    try:
+        again = _round_trip(runner, None, frozenset({CRM_MON.name}), timeout, answers_dir)
+    except _NoAnswer as exc:  # costs crm_mon's view only: the first answer still counts
+        return CommandResult(CRM_MON.name, 125, "", str(exc))
+    return again.get(CRM_MON.name) or CommandResult(CRM_MON.name, 125, "", "the node gave no crm_mon answer")
 
 
 def gather_live(runners: Sequence[Runner], expected_nodes: Sequence[str],

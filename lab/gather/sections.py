@@ -128,7 +128,7 @@ def _hostname(a: Answer) -> str | None:
     return name if name and len(name) <= 255 else None
 
 
-HOSTNAME = section("hostname", "uname -n", "hostname", _hostname)
+HOSTNAME = section("hostname", "node_name", "hostname", _hostname)  # uname -n, in the shell
 CIB = section("cib", "cibadmin --query", ("cib", "cib_xml"), _cib, empty=(None, None),
               tool="cibadmin --query")
 CRM_MON = section("crm_mon", "crm_mon --one-shot --inactive --output-as=xml", "status", _crm_mon,

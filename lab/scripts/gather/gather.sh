@@ -24,9 +24,12 @@ command -v timeout >/dev/null 2>&1 || timeout() { shift 4; "$@"; }
 bounded() {  # runs in the section's subshell: the limits stay there
   ulimit -c 0; ulimit -f "$BLOCKS"
   case $1 in
-    answer_files|fence_targets|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
+    answer_files|fence_targets|node_name|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
     *) timeout --foreground -k 2 "$SECTION_TIMEOUT" "$@" ;;
   esac
+}
+node_name() {  # uname -n without a process (each costs tenths of a second in an emulated guest)
+  read -r _name </proc/sys/kernel/hostname && printf '%s\n' "$_name"
 }
 fence_targets() {
   for _node in $(crm_node -l 2>/dev/null | awk '{print $2}'); do
@@ -46,7 +49,7 @@ shadow_cibs() {  # one line per crm_shadow copy: its name, then its base64 on th
   for _file in /var/lib/pacemaker/cib/shadow.*; do
     [ -f "$_file" ] || continue
     printf "%s " "${_file##*/shadow.}"
-    timeout --foreground -k 2 "$SECTION_TIMEOUT" base64 "$_file" | tr -d "\n"; echo
+    timeout --foreground -k 2 "$SECTION_TIMEOUT" base64 -w 0 "$_file"; echo
   done
 }
 answer_files() {  # one line per answer file (regular, at most 32): its name, the base64 of its first 4 KiB
@@ -55,7 +58,7 @@ answer_files() {  # one line per answer file (regular, at most 32): its name, th
     if [ -f "$_file" ] && [ ! -L "$_file" ] && [ "$_count" -lt 32 ]; then
       _count=$((_count + 1))
       printf "%s " "${_file##*/}"
-      head -c 4096 "$_file" | base64 | tr -d "\n"; echo
+      head -c 4096 "$_file" | base64 -w 0; echo
     fi
   done
   return 0
@@ -66,9 +69,9 @@ report() {  # called after the sec lines: every section's answer, in order
   for _sec in $names; do
     rc=""; [ -f "$d/$_sec.rc" ] && read -r rc <"$d/$_sec.rc"
     rc=${rc:-125}
-    printf '==LAB== %s %s\n' "$_sec" "$rc"; base64 <"$d/$_sec.out" | tr -d '\n'; echo
+    printf '==LAB== %s %s\n' "$_sec" "$rc"; base64 -w 0 <"$d/$_sec.out"; echo
     if [ "$rc" != 0 ] && [ -s "$d/$_sec.err" ]; then
-      printf '==ERR== %s\n' "$_sec"; tail -c 2000 "$d/$_sec.err" | base64 | tr -d '\n'; echo
+      printf '==ERR== %s\n' "$_sec"; tail -c 2000 "$d/$_sec.err" | base64 -w 0; echo
     fi
   done
 }
