@@ -16,6 +16,7 @@ from lab.core.errors import LabError, UsageError
 if TYPE_CHECKING:  # the engine and workflows load when a command runs: `lab --help` stays fast
     from lab.engine.exercises import Exercise
     from lab.engine.grading import Report
+    from lab.transport.ssh import SSHNode
     from lab.workflows.history import History, Series
 
 
@@ -155,6 +156,19 @@ def _note(text: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    opened = None
+    if args.cib is None and not args.node:  # the current lab: connect while the rest loads
+        from lab.workflows.connections import current_lab_ahead
+
+        opened = current_lab_ahead()
+    try:
+        return _check(args, opened)
+    finally:
+        for node in opened or ():
+            node.close()
+
+
+def _check(args: argparse.Namespace, opened: Sequence[SSHNode] | None) -> int:
     from lab.engine import report
     from lab.engine.exercises import load
     from lab.engine.grading import sections_for
@@ -182,7 +196,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         from lab.cli.labinfo import logged
 
         with logged():
-            result = check_current_lab(exercise, say=_note)
+            result = check_current_lab(exercise, say=_note, opened=opened)
     print(report.to_json(result) if args.format == "json" else report.to_text(result), flush=True)
     _record_check(exercise, result, source, practice=getattr(args, "exam_practice", False))
     return result.exit_code

@@ -86,10 +86,47 @@ class SSHNode:
         self.password = password
         self._client: paramiko.SSHClient | None = None
         self.host_key_changed = False
+        self._ahead: threading.Thread | None = None
+        self._ahead_error: NodeError | None = None
+        self._ahead_lock = threading.Lock()
+        self._abandoned = self._connecting = False
 
     @property
     def name(self) -> str:
         return self.address.name
+
+    @property
+    def login_user(self) -> str:
+        """Who the commands run as before any sudo: the gather skips asking the node."""
+        return self.address.user
+
+    def connect_in_background(self) -> None:
+        """Start connecting now, while the caller does other work (`lab check` loads the
+        exercise meanwhile); the first command waits for it. A failure is kept and raised by
+        that command, so an unreachable node costs one connect timeout, not two. close() does
+        not wait for it: the connection is closed as soon as it is made."""
+        def connect() -> None:
+            try:
+                self.connect()
+            except NodeError as exc:
+                self._ahead_error = exc
+            except Exception as exc:  # noqa: BLE001 - kept for the caller's thread, never lost
+                self._ahead_error = NodeError(f"{self.name}: cannot connect: {type(exc).__name__}: {exc}")
+            with self._ahead_lock:
+                self._connecting = False
+                if self._abandoned:
+                    self._close_client()
+        self._abandoned, self._connecting = False, True
+        self._ahead = threading.Thread(target=connect, name=f"connect {self.name}", daemon=True)
+        self._ahead.start()
+
+    def _wait_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.join()
+            self._ahead = None
+            error, self._ahead_error = self._ahead_error, None
+            if error is not None:
+                raise error
 
     def connect(self) -> None:
         client = paramiko.SSHClient()
@@ -147,6 +184,7 @@ class SSHNode:
         than 5 s on a 3-node lab on 2 cores); the wait is at least OPEN_TIMEOUT, and a
         connection that still does not answer is replaced once.
         """
+        self._wait_ahead()
         wait = max(self.connect_timeout, OPEN_TIMEOUT)
         problem = ""
         for _attempt in (1, 2):
@@ -227,6 +265,15 @@ class SSHNode:
         return CommandResult(text, rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def close(self) -> None:
+        ahead, self._ahead, self._ahead_error = self._ahead, None, None
+        if ahead is not None:
+            with self._ahead_lock:
+                if self._connecting:  # still connecting: it closes what it opens
+                    self._abandoned = True
+                    return
+        self._close_client()
+
+    def _close_client(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None

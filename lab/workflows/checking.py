@@ -16,6 +16,7 @@ from lab.gather.probes import destructive_probes, probe_names, run_probes, witho
 from lab.transport.address import NodeAddress
 from lab.transport.ssh import SSHNode
 from lab.vm.labstate import current_lab
+from lab.workflows.connections import open_nodes
 
 
 def check_cib_file(exercise: Exercise, path: Path) -> Report:
@@ -25,17 +26,16 @@ def check_cib_file(exercise: Exercise, path: Path) -> Report:
 def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | None,
                           known_hosts: Path, timeout: float = 10.0,
                           sections: frozenset[str] | None = None,
-                          say: Callable[[str], None] | None = None) -> Facts:
-    """One SSH connection per node, all nodes in parallel; the whole lab down is an error."""
+                          say: Callable[[str], None] | None = None,
+                          opened: Sequence[SSHNode] | None = None) -> Facts:
+    """One SSH connection per node, all nodes in parallel; the whole lab down is an error.
+    OPENED: the nodes' connections, already opening (lab.workflows.connections)."""
     names = [a.name for a in addresses]
-    if len(set(names)) != len(names):
-        raise UsageError("node names given twice in --node")
-    if identity is not None and not identity.is_file():
-        raise UsageError(f"identity file {identity} does not exist")
     def connect(address: NodeAddress) -> SSHNode:
-        return SSHNode(address, identity=identity, known_hosts=known_hosts, connect_timeout=timeout)
+        return open_nodes([address], identity=identity, known_hosts=known_hosts, timeout=timeout)[0]
 
-    nodes = [connect(a) for a in addresses]
+    nodes = list(opened) if opened is not None else open_nodes(
+        addresses, identity=identity, known_hosts=known_hosts, timeout=timeout)
     try:
         facts = gather_live(nodes, names, sections=without_probes(sections))
     finally:
@@ -76,12 +76,18 @@ def check_nodes(exercise: Exercise, specs: Sequence[str], *, identity: Path | No
     return grade(exercise, facts, withheld)
 
 
-def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = None) -> Report:
+def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = None,
+                      opened: Sequence[SSHNode] | None = None) -> Report:
+    """Grade the current lab; OPENED: its nodes' connections, opened ahead (current_lab_ahead)."""
     lab = current_lab()
+    if opened is not None and [n.address for n in opened] != list(lab.addresses()):
+        for node in opened:  # another lab by now: connect afresh
+            node.close()
+        opened = None
     try:
         facts = gather_from_addresses(lab.addresses(), identity=lab.identity,
                                       known_hosts=lab.known_hosts, sections=sections_for(exercise),
-                                      say=say)
+                                      say=say, opened=opened)
     except NodeError as exc:
         raise UsageError(f"{exc} (is the lab up? try 'lab status')") from None
     return grade(exercise, facts)
