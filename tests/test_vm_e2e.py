@@ -7,6 +7,7 @@ are removed first, and `lab destroy` must leave no domain, volume or network beh
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -187,6 +188,34 @@ def test_offline_fault_really_stops_the_node(live_lab: None) -> None:
     assert started.returncode == 0, started.stderr[-2000:]
     probe = lab("ssh", "node2", "systemctl", "is-active", "corosync", timeout=60)
     assert probe.stdout.strip() != "active"
+
+
+def _qemu_pids() -> dict[str, int]:
+    """The QEMU process of each of the test lab's domains, by domain name."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for arg in argv:
+                if arg.startswith(b"guest=" + PREFIX.encode()):
+                    found[arg.split(b",")[0][len(b"guest="):].decode()] = int(proc.name)
+    return found
+
+
+def test_a_cached_start_reverts_in_place(live_lab: None) -> None:
+    """From its cached start state an exercise starts in the domains' own QEMU (loadvm), not in a
+    new QEMU that libvirt's revert would start; the cluster answers afterwards."""
+    first = lab("start", "resource-update")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _qemu_pids()
+    again = lab("start", "resource-update")
+    assert again.returncode == 0 and "from the cached start state" in again.stderr, again.stderr[-2000:]
+    assert len(before) >= 2 and _qemu_pids() == before
+    checked = lab("check", "resource-update", "--format", "json")
+    assert checked.returncode == 1 and json.loads(checked.stdout)["passed"] is False  # the start state
 
 
 def test_status_info_and_secrets(live_lab: None) -> None:
