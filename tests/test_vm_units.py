@@ -455,14 +455,21 @@ def test_root_ssh_script_installs_key_authorization_and_host_keys(tmp_path: Path
     known = "node1,10.0.0.11 ssh-ed25519 K\n"
     (tmp_path / "etc/ssh/sshd_config.d").mkdir(parents=True)
     (tmp_path / "etc/ssh/sshd_config.d/failover-lab.conf").write_text("PermitRootLogin no\n")
+    lab_pub = "ssh-ed25519 BBBB failover-lab"
     for _ in range(2):
         done = subprocess.run(["bash", "-c", provision.root_ssh_script(str(tmp_path))],
-                              input=provision.root_ssh_input(private, pub, known), capture_output=True, text=True)
+                              input=provision.root_ssh_input(private, pub, known, lab_pub),
+                              capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     ssh = tmp_path / "root/.ssh"
     assert (ssh / "id_ed25519").read_text() == private
     assert oct((ssh / "id_ed25519").stat().st_mode & 0o777) == "0o600"
-    assert (ssh / "authorized_keys").read_text() == pub + "\n"
+    # root's own key (crmsh between the nodes) and the lab's (the grader's root login), once each
+    assert (ssh / "authorized_keys").read_text() == pub + "\n" + lab_pub + "\n"
+    without = subprocess.run(["bash", "-c", provision.root_ssh_script(str(tmp_path / "old"))],
+                             input=provision.root_ssh_input(private, pub, known), capture_output=True, text=True)
+    assert without.returncode == 0, without.stderr
+    assert (tmp_path / "old/root/.ssh/authorized_keys").read_text() == pub + "\n"
     assert (ssh / "known_hosts").read_text() == known
     drop_ins = sorted(p.name for p in (tmp_path / "etc/ssh/sshd_config.d").iterdir())
     assert drop_ins[0] == "00-failover-lab-root.conf"

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lab.core.progress import Progress
 from lab.transport.ssh import SSHNode
 from lab.vm import provision
-from lab.vm.labstate import Lab, write_atomic
+from lab.vm.labstate import Lab, StepName, write_atomic
 from lab.vm.nodes import close, connect_all, parallel
 
 
@@ -56,8 +56,10 @@ def root_ssh(lab: Lab, progress: Progress) -> None:
                             list(nodes.values()))
             known = provision.root_known_hosts({(n.name, n.ip): k for n, k in zip(lab.nodes, keys, strict=True)})
             private, public = new_ssh_key()
-            payload = provision.root_ssh_input(private, f"{public} root@{lab.name}", known)
+            lab_public = lab.identity.with_suffix(".pub").read_text().strip()
+            payload = provision.root_ssh_input(private, f"{public} root@{lab.name}", known, lab_public)
             parallel(lambda n: provision.run_root(n, provision.root_ssh_script(), "root SSH",
                                                   input_text=payload), list(nodes.values()))
+        lab.mark(StepName.GRADER_ROOT)
     finally:
         close(nodes)

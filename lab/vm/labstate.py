@@ -198,9 +198,12 @@ class Lab(Locking):
         net = ipaddress.IPv4Network(self.state.private_cidr)
         return str(ipaddress.IPv4Address(int(net.network_address) + VIP_OFFSET))
 
-    def addresses(self) -> list[NodeAddress]:
-        """Where the grader and `lab ssh` reach the nodes: the fixed private addresses."""
-        return [NodeAddress(n.name, SSH_USER, n.ip, 22) for n in self.nodes]
+    def addresses(self, user: str | None = None) -> list[NodeAddress]:
+        """Where the grader reaches the nodes: the fixed private addresses, as root when lab up
+        authorized the lab's key for root (no sudo per gather), else as vagrant (USER: as that)."""
+        if user is None:
+            user = "root" if self.done(StepName.GRADER_ROOT) else SSH_USER
+        return [NodeAddress(n.name, user, n.ip, 22) for n in self.nodes]
 
     # --- secrets -----------------------------------------------------------
     def ensure_password(self) -> str:

@@ -211,9 +211,11 @@ def root_ssh_script(root: str = "") -> str:
     return scripts.render("provision/root_ssh.sh", libs=("put.sh",), ROOT=root)
 
 
-def root_ssh_input(private_key: str, public_key: str, known_hosts: str) -> str:
-    """Stdin for root_ssh_script: the private key and known_hosts in base64, the public key line as is."""
-    return _b64_line(private_key.encode()) + public_key.strip() + "\n" + _b64_line(known_hosts.encode())
+def root_ssh_input(private_key: str, public_key: str, known_hosts: str, lab_public_key: str = "") -> str:
+    """Stdin for root_ssh_script: the private key and known_hosts in base64, the public key line as
+    is, then the lab's own public key line (authorized for root too: the grader's login)."""
+    return (_b64_line(private_key.encode()) + public_key.strip() + "\n" + _b64_line(known_hosts.encode())
+            + lab_public_key.strip() + "\n")
 
 
 def wait_healthy_script(count: int | None, *, timeout: int = 300, settle: bool = True) -> str:
