@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from lab.gather import probes
 from lab.gather import sections as sec
 from lab.gather.facts import NodeFacts, gather_node, gather_script
 from lab.gather.probes import FENCE, Probe
-from lab.transport import log
+from lab.transport import log, scripts
 from lab.transport.local import LocalRunner
 from lab.transport.runner import CommandResult
 
@@ -192,3 +193,32 @@ def test_answers_and_fence_history_on_a_host_without_a_cluster(tmp_path: Path) -
         assert facts.fence_history is None
     assert sec.ANSWERS in REGISTRY["answer_names_dc"].gathers
     assert sec.FENCE_HISTORY in REGISTRY["fenced_by_hand"].gathers
+
+
+def _run_sections(tmp_path: Path, lines: str) -> dict[str, object]:
+    script = (scripts.render("gather/gather.sh", BLOCKS=2048, SECTION_TIMEOUT=10, ANSWERS_DIR=str(tmp_path))
+              + lines + "report\n")
+    done = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60)
+    return sec.parse_sections(done.stdout)
+
+
+@needs_tools
+def test_conf_file_reads_what_cat_reads_and_never_blocks(tmp_path: Path) -> None:
+    """corosync.conf is read in the shell (no process): byte for byte what cat gives for a file
+    pcs wrote (and one without its last newline, with backslashes and spaces kept); a FIFO, a
+    directory or a missing file is a failed section at once, not a hang."""
+    conf = tmp_path / "corosync.conf"
+    subprocess.run(["pcs", "cluster", "setup", "my_cluster", "node1", "addr=192.0.2.11", "node2", "addr=192.0.2.12",
+                    "--corosync_conf", str(conf), "--no-cluster-uuid"], check=True, capture_output=True)
+    odd = tmp_path / "odd.conf"
+    odd.write_text("totem {\n\tcrypto_cipher: aes256 \\\\ x  \n  token: 3000\n}")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    began = time.monotonic()
+    found = _run_sections(tmp_path, f"sec real conf_file {conf}\nsec odd conf_file {odd}\n"
+                                    f"sec fifo conf_file {fifo}\nsec dir conf_file {tmp_path}\n"
+                                    f"sec gone conf_file {tmp_path / 'none'}\n")
+    assert time.monotonic() - began < 20
+    assert found["real"].returncode == 0 and found["real"].stdout == conf.read_text()
+    assert found["odd"].stdout == odd.read_text() + "\n"
+    assert all(found[name].returncode != 0 and found[name].stdout == "" for name in ("fifo", "dir", "gone"))

@@ -133,7 +133,8 @@ CIB = section("cib", "cibadmin --query", ("cib", "cib_xml"), _cib, empty=(None, 
               tool="cibadmin --query")
 CRM_MON = section("crm_mon", "crm_mon --one-shot --inactive --output-as=xml", "status", _crm_mon,
                   tool="crm_mon")
-COROSYNC_CONF = section("corosync_conf", "cat /etc/corosync/corosync.conf", "corosync_conf", _corosync_conf)
+COROSYNC_CONF = section("corosync_conf", "conf_file /etc/corosync/corosync.conf", "corosync_conf",
+                        _corosync_conf)  # cat, in the shell
 QUORUM = section("quorum", "corosync-quorumtool -s", "quorum", _quorum)
 ACTIVE = section("active", "systemctl is-active corosync pacemaker pcsd", "services",
                  lambda a: parsers.unit_states(a.result("active"), "active"), empty={})

@@ -24,12 +24,19 @@ command -v timeout >/dev/null 2>&1 || timeout() { shift 4; "$@"; }
 bounded() {  # runs in the section's subshell: the limits stay there
   ulimit -c 0; ulimit -f "$BLOCKS"
   case $1 in
-    answer_files|fence_targets|node_name|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
+    answer_files|conf_file|fence_targets|node_name|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
     *) timeout --foreground -k 2 "$SECTION_TIMEOUT" "$@" ;;
   esac
 }
 node_name() {  # uname -n without a process (each costs tenths of a second in an emulated guest)
   read -r _name </proc/sys/kernel/hostname && printf '%s\n' "$_name"
+}
+conf_file() {  # cat FILE without a process: a regular file only (a FIFO would block), its first 5000 lines
+  [ -f "$1" ] || { echo "$1: not a regular file" >&2; return 1; }
+  _lines=0
+  while [ "$_lines" -lt 5000 ] && { IFS= read -r _line || [ -n "$_line" ]; }; do
+    printf '%s\n' "$_line"; _lines=$((_lines + 1))
+  done <"$1"
 }
 fence_targets() {
   for _node in $(crm_node -l 2>/dev/null | awk '{print $2}'); do
