@@ -88,6 +88,8 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory, nodes: int) -> Iterato
         result = lab("destroy", timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
         assert leftovers() == []
+        # what went, even when vagrant destroy removed it before the removal by name
+        assert f"removed: domains {PREFIX}node1" in result.stderr, result.stderr[-1000:]
 
 
 

@@ -329,6 +329,10 @@ def destroy(name: str | None = None, progress: Progress | None = None, *,
         return libvirt_owned.Leftovers((), (), ())
     lab, owned = _owned_names(lab, force, progress)
     run = DestroyRun(lab, progress, owned)
+    try:  # what is there now: vagrant destroy removes most of it before the removal by name
+        present: libvirt_owned.Leftovers | None = libvirt_owned.find_owned(owned)
+    except LabError:
+        present = None
     run_steps("lab destroy", DESTROY_STEPS, run)
-    progress.say("lab", f"lab '{lab.name}' destroyed; removed: {run.removed}")
+    progress.say("lab", f"lab '{lab.name}' destroyed; removed: {present if present is not None else run.removed}")
     return run.removed
