@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 from lab.core.errors import LabError
@@ -33,9 +34,17 @@ def crm_mon_on_text(cib_xml: str, *, label: str | None = None) -> CommandResult:
         return run_local(CRM_MON_ARGS, env={"CIB_file": str(copy), "CIB_shadow": ""}, timeout=60, label=label)
 
 
-@functools.cache
+_ASKING = threading.Lock()  # the nodes' gathers ask at once: crm_mon --version runs once
+
+
 def host_build() -> tuple[str, str] | None:
     """(version, build) of this host's crm_mon, e.g. ("2.1.5", "a3f44794f94"); None without one."""
+    with _ASKING:
+        return _host_build()
+
+
+@functools.cache
+def _host_build() -> tuple[str, str] | None:
     result = run_local(("crm_mon", "--version", "--output-as=xml"), timeout=20, label="crm_mon --version")
     if not result.ok:
         return None
