@@ -144,3 +144,37 @@ def test_live_captures_read_the_same_on_this_host(capture: str) -> None:
 
 def test_there_are_live_captures() -> None:
     assert len(_live_pairs()) >= 4
+
+
+class Recorder:
+    """A runner keeping every answer, as the exam's evidence recorder keeps the node's."""
+
+    def __init__(self, runner: LocalRunner) -> None:
+        self.runner, self.name, self.answers = runner, runner.name, []
+
+    def run(self, command, *, timeout=120.0, input_text=None, label=None):  # type: ignore[no-untyped-def]
+        result = self.runner.run(command, timeout=timeout, input_text=input_text, label=label)
+        self.answers.append(result)
+        return result
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def test_evidence_holds_the_nodes_own_crm_mon(tmp_path: Path) -> None:
+    """The exam freezes each node's one answer and judges it again later: asked with
+    crm_mon_here=False it is one round trip holding crm_mon's section, even where this host could
+    have computed it; by default (a check) this host computes it and the answer has none."""
+    from lab.gather.facts import gather_live, parse_sections
+
+    cluster = OfflineCluster.empty(tmp_path / "cib.xml")
+    cluster.run("pcs resource create Web ocf:pacemaker:Dummy")
+    cluster.simulate()
+    as_cluster_wrote_it(cluster, host_dc_version())
+    runner, _ = counted_node(tmp_path, cluster.path)
+    for here, has_crm_mon in ((False, True), (None, False)):
+        recorder = Recorder(runner)
+        facts = gather_live([recorder], ["node1"], sections=frozenset(checks.CIB_SECTIONS), crm_mon_here=here)
+        assert facts.status is not None and facts.status.running_nodes("Web")
+        assert len(recorder.answers) == 1
+        assert ("crm_mon" in parse_sections(recorder.answers[0].stdout)) is has_crm_mon

@@ -154,10 +154,13 @@ def _crm_mon_answer(runner: Runner, found: Mapping[str, CommandResult], timeout:
 def gather_live(runners: Sequence[Runner], expected_nodes: Sequence[str],
                 extra_commands: Mapping[str, str] | None = None,
                 sections: frozenset[str] | None = None,
-                on_node: Callable[[str], None] | None = None) -> Facts:
-    """Gather every node in parallel and pick the cluster view to judge."""
+                on_node: Callable[[str], None] | None = None,
+                crm_mon_here: bool | None = None) -> Facts:
+    """Gather every node in parallel and pick the cluster view to judge (CRM_MON_HERE: see
+    gather_node; False when each node's answer must hold its own crm_mon, as evidence does)."""
     with ThreadPoolExecutor(max_workers=max(1, len(runners))) as pool:
-        gathered = list(pool.map(lambda r: gather_node(r, extra_commands, sections), runners))
+        gathered = list(pool.map(lambda r: gather_node(r, extra_commands, sections, crm_mon_here=crm_mon_here),
+                                 runners))
     nodes = {n.name: n for n in gathered}
     if on_node:
         for name in nodes:

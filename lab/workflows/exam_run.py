@@ -83,7 +83,9 @@ def freeze(lab: Lab, exercises: Sequence[Exercise], folder: Path,
     for name in lab.node_names:
         nodes.append(_Recorder(vm_nodes.lab_node(lab, name, 10.0)))
     try:
-        facts = gather_live(nodes, lab.node_names, sections=without_probes(sections))
+        # crm_mon from the node itself: the frozen answer is judged again later (lab exam
+        # report, another host) and must hold every section, in one round trip per node.
+        facts = gather_live(nodes, lab.node_names, sections=without_probes(sections), crm_mon_here=False)
     finally:
         for recorder in nodes:
             recorder.node.close()
