@@ -93,22 +93,23 @@ def _round_trip(runner: Runner, extra_commands: Mapping[str, str] | None, sectio
                 timeout: float, answers_dir: str) -> dict[str, CommandResult]:
     """One run of the gather script on the node (as root by sudo unless logged in as root; as
     the login user when sudo refuses): its sections by name."""
-    whole, section = script_bounds(timeout)
-    script = gather_script(sections, extra_commands, section_timeout=section, answers_dir=answers_dir)
     names = " ".join(s.name for s in wanted(sections))
+
+    def attempt(sudo: str, within: float, label: str) -> CommandResult:
+        whole, section = script_bounds(within)
+        script = gather_script(sections, extra_commands, section_timeout=section, answers_dir=answers_dir)
+        return runner.run(["sh", "-c", scripts.render("gather/as_root.sh", WHOLE=whole, SUDO=sudo)],
+                          timeout=within, input_text=script, label=label)
+
     began = time.monotonic()
     login = getattr(runner, "login_user", None)  # known for SSH: no `id -u` in the guest
     sudo = "auto" if login is None else "no" if login == "root" else "yes"
-    result = runner.run(["sh", "-c", scripts.render("gather/as_root.sh", WHOLE=whole, SUDO=sudo)],
-                        timeout=timeout, input_text=script, label=f"gather facts: {names}")
+    result = attempt(sudo, timeout, f"gather facts: {names}")
     found = parse_sections(result.stdout)
     if sudo != "no" and "hostname" not in found and result.returncode in SUDO_REFUSED and "sudo" in result.stderr:
         left = timeout - (time.monotonic() - began)
         if left > 5:  # sudo said no before reading the script: once more, as the login user
-            whole, section = script_bounds(left)
-            script = gather_script(sections, extra_commands, section_timeout=section, answers_dir=answers_dir)
-            result = runner.run(["sh", "-c", scripts.render("gather/as_root.sh", WHOLE=whole, SUDO="no")],
-                                timeout=left, input_text=script, label=f"gather facts (no sudo): {names}")
+            result = attempt("no", left, f"gather facts (no sudo): {names}")
             found = parse_sections(result.stdout)
     if result.returncode in TIMED_OUT:
         raise _NoAnswer(f"{runner.name}: gathering facts timed out")
