@@ -80,7 +80,9 @@ def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = No
                       opened: Sequence[SSHNode] | None = None) -> Report:
     """Grade the current lab; OPENED: its nodes' connections, opened ahead (current_lab_ahead)."""
     lab = current_lab()
-    if opened is not None and [n.address for n in opened] != list(lab.addresses()):
+    addresses = lab.addresses()
+    as_root = addresses[0].user != SSH_USER
+    if opened is not None and [n.address for n in opened] != addresses:
         for node in opened:  # another lab by now: connect afresh
             node.close()
         opened = None
@@ -92,13 +94,13 @@ def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = No
 
     try:
         try:
-            facts = gather(lab.addresses(), opened)
-            refused = [n.name for n in facts.nodes.values() if _login_refused(n.error)]
-        except NodeError as exc:
-            if not _login_refused(str(exc)):
+            facts = gather(addresses, opened)
+            refused = any(_login_refused(n.error) for n in facts.nodes.values())
+        except NodeError as exc:  # every node refused (or is down): only a root login is retried
+            if not (as_root and _login_refused(str(exc))):
                 raise
-            refused = ["?"]
-        if refused and lab.addresses()[0].user != SSH_USER:
+            refused = True
+        if refused and as_root:
             # root's key taken away on some node (by hand, by an exercise): as vagrant, with sudo
             facts = gather(lab.addresses(SSH_USER), None)
     except NodeError as exc:
