@@ -195,11 +195,91 @@ def test_answers_and_fence_history_on_a_host_without_a_cluster(tmp_path: Path) -
     assert sec.FENCE_HISTORY in REGISTRY["fenced_by_hand"].gathers
 
 
-def _run_sections(tmp_path: Path, lines: str) -> dict[str, object]:
-    script = (scripts.render("gather/gather.sh", BLOCKS=2048, SECTION_TIMEOUT=10, ANSWERS_DIR=str(tmp_path))
+def _run_sections(tmp_path: Path, lines: str, *, section_timeout: int = 10) -> dict[str, CommandResult]:
+    return sec.parse_sections(_run_gather(tmp_path, lines, section_timeout=section_timeout))
+
+
+def _run_gather(tmp_path: Path, lines: str, *, section_timeout: int = 10) -> str:
+    script = (scripts.render("gather/gather.sh", BLOCKS=2048, SECTION_TIMEOUT=section_timeout,
+                             ANSWERS_DIR=str(tmp_path))
               + lines + "report\n")
     done = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60)
-    return sec.parse_sections(done.stdout)
+    return done.stdout
+
+
+def test_one_output_stream_keeps_every_section_byte_for_byte(tmp_path: Path) -> None:
+    """All outputs travel as one base64 split by sizes: empty output, no last newline, lines that
+    look like the answer's own headers, bytes that are not UTF-8, a large output, a failed section
+    with its stderr: each lands in its own section, unchanged."""
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(300_000).hex().encode())
+    tricky = tmp_path / "tricky"
+    tricky.write_bytes(b"==LAB== hostname 0 5\n==OUT==\nAAAA\n\xff\xfeend")
+    found = _run_sections(tmp_path, f"sec empty true\nsec nolf printf abc\nsec tricky cat {tricky}\n"
+                                    f"sec big cat {big}\nsec failed sh -c 'echo out; echo why >&2; exit 3'\n"
+                                    "sec hostname node_name\n")
+    assert found["empty"] == CommandResult("empty", 0, "", "")
+    assert found["nolf"].stdout == "abc"
+    assert found["tricky"].stdout == tricky.read_bytes().decode("utf-8", errors="replace")
+    assert found["big"].stdout == big.read_text()
+    assert found["failed"] == CommandResult("failed", 3, "out\n", "why\n")
+    assert found["hostname"].stdout.strip() == Path("/proc/sys/kernel/hostname").read_text().strip()
+
+
+def test_one_watchdog_bounds_every_section(tmp_path: Path) -> None:
+    """A section still running at SECTION_TIMEOUT gets TERM and reports 124 (as `timeout` did); one
+    that ignores TERM gets KILL 2 s later (137); the others answer as usual, and the gather ends
+    then, not when the hung commands would have."""
+    began = time.monotonic()
+    found = _run_sections(tmp_path, "sec slow sleep 60\n"
+                                    "sec stubborn sh -c 'trap \"\" TERM; while :; do sleep 1; done'\n"
+                                    "sec quick echo fine\n", section_timeout=2)
+    took = time.monotonic() - began
+    assert found["slow"].returncode == 124 and found["stubborn"].returncode == 137
+    assert found["quick"] == CommandResult("quick", 0, "fine\n", "")
+    assert took < 10
+    assert sec.section_problem("slow", found["slow"]) == "section 'slow' timed out on the node"
+
+
+def test_a_quick_gather_leaves_no_watchdog(tmp_path: Path) -> None:
+    """Sections done long before the timeout: the watchdog and its sleep end with the gather."""
+    marker = 7654
+    began = time.monotonic()
+    found = _run_sections(tmp_path, "sec quick echo fine\n", section_timeout=marker)
+    assert found["quick"].stdout == "fine\n" and time.monotonic() - began < 10
+    deadline = time.monotonic() + 5
+    while _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(f"sleep {marker}") == []
+
+
+def _processes_with(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def test_an_answer_whose_sizes_do_not_add_up_gives_no_section(tmp_path: Path) -> None:
+    """A forged or torn answer (sizes that do not match the output, two outputs, bad base64) is
+    not split at a guess: those sections are absent, so the node has no facts."""
+    good = _run_gather(tmp_path, "sec hostname node_name\nsec a echo one\n")
+    assert set(sec.parse_sections(good)) == {"hostname", "a"}
+    lines = good.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("==LAB== a "))
+    longer = lines.copy()
+    longer[header] = longer[header][:-1] + str(int(longer[header][-1]) + 1)
+    assert sec.parse_sections("\n".join(longer)) == {}
+    assert sec.parse_sections(good + good) == {}  # two ==OUT== lines
+    assert sec.parse_sections(good.replace("==OUT==\n", "==OUT==\n!")) == {}
+    old_form = "==LAB== hostname 0\nbm9kZTE=\n"  # what earlier versions wrote (exam evidence)
+    assert sec.parse_sections(old_form)["hostname"].stdout == "node1"
 
 
 @needs_tools

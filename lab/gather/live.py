@@ -7,6 +7,7 @@ exception: a hostile or broken node costs its own facts, not the whole report.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ from lab.transport.runner import CommandResult
 GATHER_TIMEOUT = 60.0
 # Where question exercises have the student write answer files (the `answers` section reads them).
 ANSWERS_DIR = "/root/answers"
+_EXTRA_KEY = re.compile(r"[A-Za-z0-9_]{1,60}")
 # sudo -n refusing (no rule, a password required) or missing: the script was never read.
 SUDO_REFUSED = (1, 127)
 
@@ -51,6 +53,8 @@ def section_lines(sections: frozenset[str] | None,
     """The `sec NAME COMMAND` lines for the wanted sections (all when None), then the extras."""
     lines = [f"sec {s.name} {s.command}\n" for s in wanted(sections)]
     for key, command in (extra_commands or {}).items():
+        if not _EXTRA_KEY.fullmatch(key):  # a file name and a word on the node: a caller's bug
+            raise ValueError(f"extra command key {key!r}: letters, digits and _ only (1-60)")
         lines.append(f"sec {shlex.quote(EXTRA_PREFIX + key)} sh -c {shlex.quote(command)}\n")
     return "".join(lines)
 

@@ -26,7 +26,8 @@ from lab.transport.runner import CommandResult
 TOO_LARGE = 153  # a section's exit status when it hit the size limit (128 + SIGXFSZ)
 EXTRA_PREFIX = "x_"  # sections of extra commands (not in the registry) are named x_KEY
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
-_HEADER = re.compile(r"==(LAB|ERR)== ([A-Za-z0-9_]{1,64})(?: (-?[0-9]{1,6}))?")
+_HEADER = re.compile(r"==(LAB|ERR)== ([A-Za-z0-9_]{1,64})(?: (-?[0-9]{1,6}))?(?: ([0-9]{1,10}))?")
+_OUT = "==OUT=="  # the line before the one base64 of every section's output
 
 
 @dataclass(frozen=True)
@@ -175,33 +176,69 @@ def wanted(names: Iterable[str] | None) -> list[Section]:
 
 
 def parse_sections(text: str) -> dict[str, CommandResult]:
-    """The gather's answer by section; a malformed line is skipped, never trusted."""
+    """The gather's answer by section; a malformed line is skipped, never trusted.
+
+    Two forms. Today's gather.sh: a "==LAB== name rc size" line per section, then "==OUT==" and
+    one base64 of every section's output in header order, split by the sizes; when the sizes do
+    not add up to the output (a forged answer, a file that grew while it was read) none of those
+    sections is taken. Earlier versions (exam evidence they recorded, evidence the exam writes
+    itself): each "==LAB== name rc" header followed by its own base64 line.
+    """
     sections: dict[str, CommandResult] = {}
+    errors: dict[str, str] = {}
+    sized: list[tuple[str, int, int]] = []
+    outs: list[str] = []
     lines = text.splitlines()
     for index, line in enumerate(lines):
+        payload = lines[index + 1] if index + 1 < len(lines) else ""
+        if line == _OUT:
+            outs.append(payload)
+            continue
         match = _HEADER.fullmatch(line)
         if match is None:
             continue
-        kind, name, rc_text = match.groups()
-        payload = lines[index + 1] if index + 1 < len(lines) else ""
-        try:
-            decoded = base64.b64decode(payload).decode("utf-8", errors="replace")
-        except (binascii.Error, ValueError):
-            decoded = ""
+        kind, name, rc_text, size_text = match.groups()
         if kind == "ERR":
-            if name in sections and sections[name].returncode != TOO_LARGE:
-                sections[name] = CommandResult(name, sections[name].returncode, sections[name].stdout,
-                                               decoded)
-            continue
-        if rc_text is None:
-            continue
-        rc = int(rc_text)
-        if rc == TOO_LARGE or len(decoded) >= MAX_INPUT_BYTES:
-            sections[name] = CommandResult(name, TOO_LARGE, "", f"its output reached the "
-                                           f"{MAX_INPUT_BYTES // 2**20} MiB limit")
-            continue
-        sections[name] = CommandResult(name, rc, decoded, "")
+            errors[name] = _decoded(payload)
+        elif rc_text is not None and size_text is None:
+            sections[name] = _section(name, int(rc_text), _decoded(payload))
+        elif rc_text is not None:
+            sized.append((name, int(rc_text), int(size_text)))
+    if sized and len(outs) == 1:
+        sections.update(_split(sized, outs[0]))
+    for name, stderr in errors.items():
+        if name in sections and sections[name].returncode != TOO_LARGE:
+            sections[name] = CommandResult(name, sections[name].returncode, sections[name].stdout, stderr)
     return sections
+
+
+def _split(sized: list[tuple[str, int, int]], payload: str) -> dict[str, CommandResult]:
+    """The sections of one base64 of all outputs; none when the sizes do not add up to it."""
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return {}
+    if sum(size for _, _, size in sized) != len(data):
+        return {}
+    found, offset = {}, 0
+    for name, rc, size in sized:
+        found[name] = _section(name, rc, data[offset:offset + size].decode("utf-8", errors="replace"))
+        offset += size
+    return found
+
+
+def _decoded(payload: str) -> str:
+    try:
+        return base64.b64decode(payload).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def _section(name: str, rc: int, stdout: str) -> CommandResult:
+    """One section's result; output at the size limit is no output (TOO_LARGE), never a cut one."""
+    if rc == TOO_LARGE or len(stdout) >= MAX_INPUT_BYTES:
+        return CommandResult(name, TOO_LARGE, "", f"its output reached the {MAX_INPUT_BYTES // 2**20} MiB limit")
+    return CommandResult(name, rc, stdout, "")
 
 
 def section_problem(key: str, result: CommandResult) -> str | None:

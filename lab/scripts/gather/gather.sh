@@ -1,18 +1,28 @@
-# The gather: every section at once, then each printed as "==LAB== name rc" and the base64 of its
-# stdout ("==ERR== name" and the end of its stderr when it failed). One round trip per node: a
-# guest under software emulation pays ~0.3 s per process start.
+# The gather: every section at once, then a "==LAB== name rc size" line for each, "==ERR== name"
+# and the base64 of the end of its stderr for each that failed, and last "==OUT==" and one base64
+# of every section's stdout, one after another (the sizes split it). One round trip per node, and
+# few processes: a guest under software emulation pays ~0.15 s per process start, so there is one
+# watchdog for all sections (not a `timeout` each) and one base64 for all outputs (not one each).
 # lab.gather.live appends one `sec NAME COMMAND` line per wanted section, then `report`.
-# Bounded on the node as well as by the caller: each section's command by `timeout` and by a
-# file size limit (ulimit -f, 512-byte blocks), the whole script by the `timeout` of as_root.sh;
-# however it ends (done, timed out, the connection closed under it) the trap removes the
-# temporary directory (root-only copies of the CIB) and stops every process it started.
+# Bounded on the node as well as by the caller: each section by the watchdog (TERM after
+# SECTION_TIMEOUT s, reported as 124 like `timeout`; KILL 2 s later, 137) and by a file size limit
+# (ulimit -f, 512-byte blocks), the whole script by the `timeout` of as_root.sh; however it ends
+# (done, timed out, the connection closed under it) the trap removes the temporary directory
+# (root-only copies of the CIB) and stops every process it started.
 : "${BLOCKS:?}" "${SECTION_TIMEOUT:?}" "${ANSWERS_DIR:?}"
 
 d=$(mktemp -d) || exit 1
 names=""
+pids=""
 finished=""
-# Helpers below use their own variable names: `sec` keeps n, d and names in the same shell.
-sec() { n=$1; shift; names="$names $n"; ( bounded "$@" >"$d/$n.out" 2>"$d/$n.err"; echo $? >"$d/$n.rc" ) & }
+# Helpers below use their own variable names: `sec` keeps n, d, names and pids in the same shell.
+# Each section: a subshell that starts its command (pid in NAME.pid, for the watchdog), waits for
+# it and writes its exit status to NAME.rc.
+sec() {
+  n=$1; shift; names="$names $n"
+  ( bounded "$@" >"$d/$n.out" 2>"$d/$n.err" & echo $! >"$d/$n.pid"; wait $!; echo $? >"$d/$n.rc" ) &
+  pids="$pids $!"
+}
 cleanup() {
   trap '' HUP INT TERM PIPE; trap - EXIT
   rm -rf "$d"
@@ -21,12 +31,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' HUP INT TERM PIPE
 command -v timeout >/dev/null 2>&1 || timeout() { shift 4; "$@"; }
-bounded() {  # runs in the section's subshell: the limits stay there
+bounded() {  # runs in the section's own process: the limits stay there
   ulimit -c 0; ulimit -f "$BLOCKS"
   case $1 in
     answer_files|conf_file|fence_targets|node_name|sbd_facts|shadow_cibs) "$@" ;;  # shell functions: they bound their own commands
-    *) timeout --foreground -k 2 "$SECTION_TIMEOUT" "$@" ;;
+    *) exec "$@" ;;  # the command itself is the pid the watchdog stops
   esac
+}
+watchdog() {  # one sleep bounds every section; what is still running then is stopped
+  trap 'kill "$_sleep" 2>/dev/null; exit 0' TERM
+  sleep "$SECTION_TIMEOUT" & _sleep=$!; wait "$_sleep"
+  _late=""
+  for _s in $names; do
+    [ -f "$d/$_s.rc" ] && continue
+    : >"$d/$_s.late"; _late="$_late $_s"
+    read -r _p <"$d/$_s.pid" && kill -TERM "$_p" 2>/dev/null
+  done
+  [ -n "$_late" ] || exit 0
+  sleep 2 & _sleep=$!; wait "$_sleep"
+  for _s in $_late; do
+    [ -f "$d/$_s.rc" ] && continue
+    : >"$d/$_s.killed"
+    read -r _p <"$d/$_s.pid" && kill -KILL "$_p" 2>/dev/null
+  done
 }
 node_name() {  # uname -n without a process (each costs tenths of a second in an emulated guest)
   read -r _name </proc/sys/kernel/hostname && printf '%s\n' "$_name"
@@ -71,14 +98,28 @@ answer_files() {  # one line per answer file (regular, at most 32): its name, th
   return 0
 }
 report() {  # called after the sec lines: every section's answer, in order
-  wait
+  watchdog >/dev/null 2>&1 </dev/null &
+  _watchdog=$!
+  # shellcheck disable=SC2086 # the section pids, one word each
+  wait $pids
   finished=1
+  kill "$_watchdog" 2>/dev/null
+  cd "$d" || exit 1
+  _files=""
+  for _sec in $names; do : >>"$_sec.out"; _files="$_files $_sec.out"; done  # every file there: sizes line up
+  # shellcheck disable=SC2086 # section names are words of [A-Za-z0-9_]
+  _sizes=$(wc -c $_files | while read -r _size _; do printf '%s ' "$_size"; done)
   for _sec in $names; do
-    rc=""; [ -f "$d/$_sec.rc" ] && read -r rc <"$d/$_sec.rc"
+    rc=""; [ -f "$_sec.rc" ] && read -r rc <"$_sec.rc"
     rc=${rc:-125}
-    printf '==LAB== %s %s\n' "$_sec" "$rc"; base64 -w 0 <"$d/$_sec.out"; echo
-    if [ "$rc" != 0 ] && [ -s "$d/$_sec.err" ]; then
-      printf '==ERR== %s\n' "$_sec"; tail -c 2000 "$d/$_sec.err" | base64 -w 0; echo
+    if [ -f "$_sec.killed" ]; then rc=137; elif [ -f "$_sec.late" ]; then rc=124; fi
+    _size=${_sizes%% *}; _sizes=${_sizes#* }
+    printf '==LAB== %s %s %s\n' "$_sec" "$rc" "$_size"
+    if [ "$rc" != 0 ] && [ -s "$_sec.err" ]; then
+      printf '==ERR== %s\n' "$_sec"; tail -c 2000 "$_sec.err" | base64 -w 0; echo
     fi
   done
+  printf '==OUT==\n'
+  # shellcheck disable=SC2086
+  cat $_files | base64 -w 0; echo
 }
