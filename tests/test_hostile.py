@@ -37,6 +37,7 @@ from lab.gather.facts import facts_from_cib_file, gather_node
 from lab.transport.address import NodeAddress
 from lab.transport.runner import run_local
 from lab.transport.ssh import SSHNode
+from tests.procs import command_lines
 from tests.sshd import Sshd, running_sshd
 
 pytestmark = pytest.mark.skipif(shutil.which("crm_mon") is None or shutil.which("pcs") is None,
@@ -514,15 +515,7 @@ MARK = "987654"  # a sleep argument no other process has
 
 def _leftovers(remote_tmp: Path) -> tuple[list[str], list[str]]:
     """(processes whose command line has MARK, entries in the node's TMPDIR)."""
-    procs = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if MARK in cmdline and "pytest" not in cmdline:
-                procs.append(f"{entry.name}: {cmdline}")
+    procs = [f"{pid}: {cmdline}" for pid, cmdline in command_lines(MARK).items() if "pytest" not in cmdline]
     return procs, [p.name for p in remote_tmp.iterdir()]
 
 

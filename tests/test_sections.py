@@ -27,6 +27,7 @@ from lab.gather.probes import FENCE, Probe
 from lab.transport import log, scripts
 from lab.transport.local import LocalRunner
 from lab.transport.runner import CommandResult
+from tests.procs import command_lines
 
 needs_tools = pytest.mark.skipif(shutil.which("crm_mon") is None or shutil.which("pcs") is None,
                                  reason="needs pacemaker-cli-utils and pcs")
@@ -248,22 +249,9 @@ def test_a_quick_gather_leaves_no_watchdog(tmp_path: Path) -> None:
     found = _run_sections(tmp_path, "sec quick echo fine\n", section_timeout=marker)
     assert found["quick"].stdout == "fine\n" and time.monotonic() - began < 10
     deadline = time.monotonic() + 5
-    while _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+    while command_lines(f"sleep {marker} ") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _processes_with(f"sleep {marker}") == []
-
-
-def _processes_with(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(cmdline)
-    return found
+    assert command_lines(f"sleep {marker} ") == {}
 
 
 def test_an_answer_whose_sizes_do_not_add_up_gives_no_section(tmp_path: Path) -> None:
