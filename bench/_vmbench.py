@@ -10,14 +10,15 @@ import time
 from pathlib import Path
 
 
-def lab(*args: str, name: str, timeout: float = 1800) -> float:
+def lab(*args: str, name: str, timeout: float = 1800, tree: Path | None = None) -> float:
     """Run `lab ARGS` for lab NAME; return its wall time; fail loudly. Python's bytecode cache is
-    on, as on users' machines (PYTHONDONTWRITEBYTECODE would compile every module each run)."""
+    on, as on users' machines (PYTHONDONTWRITEBYTECODE would compile every module each run).
+    TREE: run the `lab` of that checkout instead (`python -m` imports from the working directory)."""
     env = dict(os.environ, LAB_NAME=name)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     began = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, text=True,
-                            capture_output=True, timeout=timeout)
+                            capture_output=True, timeout=timeout, cwd=tree)
     seconds = time.monotonic() - began
     if result.returncode not in (0, 1) or (args[0] != "check" and result.returncode):
         sys.exit(f"lab {' '.join(args)} failed ({result.returncode}): {result.stderr[-1500:]}")

@@ -10,7 +10,10 @@ host's load hits all three alike.
 Uses (or creates) lab 'benchcheck'; destroys it at the end unless --keep or --name names a lab
 that existed before.
 
-    python bench/live_check.py [--name NAME] [--runs N] [--keep]
+With --compare DIR, each check is also run by the `lab` of another checkout (an older commit, say),
+interleaved with the others: a change's effect as a ratio from one run.
+
+    python bench/live_check.py [--name NAME] [--runs N] [--keep] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -52,18 +55,24 @@ def main() -> None:
     parser.add_argument("--name", default=NAME, help=f"lab to use (default {NAME}; an existing one is reused)")
     parser.add_argument("--runs", type=int, default=7, help="measurements of each (median reported; default 7)")
     parser.add_argument("--keep", action="store_true", help="keep the lab afterwards")
+    parser.add_argument("--compare", type=Path, help="another checkout whose `lab check` is timed too")
     args = parser.parse_args()
     from lab.core.paths import lab_home
 
     existed = (lab_home() / "labs" / args.name / "state.json").exists()
     lab("up", name=args.name)
     times: dict[str, list[float]] = {"floor": [], CIB_JUDGED: [], LIVE_ONLY: []}
+    other: dict[str, list[float]] = {CIB_JUDGED: [], LIVE_ONLY: []}
     for exercise in (CIB_JUDGED, LIVE_ONLY):
         lab("start", exercise, name=args.name)
         lab("check", exercise, name=args.name)  # warm: the first check after a start waits for nothing else
+        if args.compare:
+            lab("check", exercise, name=args.name, tree=args.compare)  # its bytecode cache written
         for _ in range(args.runs):
             times["floor"].append(floor_once(args.name))
             times[exercise].append(lab("check", exercise, name=args.name))
+            if args.compare:
+                other[exercise].append(lab("check", exercise, name=args.name, tree=args.compare))
     floor = statistics.median(times["floor"])
     print(f"floor (ssh node1 sudo -n cibadmin -Q): median {floor:.2f} s, "
           f"min {min(times['floor']):.2f} s, max {max(times['floor']):.2f} s, {len(times['floor'])} runs")
@@ -71,6 +80,10 @@ def main() -> None:
         median = statistics.median(times[exercise])
         print(f"lab check {exercise} ({kind}): median {median:.2f} s, min {min(times[exercise]):.2f} s, "
               f"max {max(times[exercise]):.2f} s; ratio to the floor {median / floor:.2f} (goal <= 1.5)")
+        if other[exercise]:
+            theirs = statistics.median(other[exercise])
+            print(f"  the same from {args.compare}: median {theirs:.2f} s, ratio to the floor "
+                  f"{theirs / floor:.2f}; this checkout / that one {median / theirs:.2f}")
     if not args.keep and not existed:
         lab("destroy", name=args.name)
 
