@@ -195,8 +195,8 @@ def test_gather_script_is_valid_shell_and_keeps_section_names() -> None:
 
     script = gather._GATHER_START + gather._section_lines(None) + gather._GATHER_END
     assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
-    helpers = gather._GATHER_START.split("sec()", 1)[1].split("\n", 1)[1]  # after sec's own line
-    for variable in ("n=", "d=", "names="):
+    helpers = gather._GATHER_START.split("\nsec()", 1)[1].split("\n}\n", 1)[1]  # after sec's body
+    for variable in ("n=", "d=", "names=", "pids="):
         assert f" {variable}" not in helpers and f"\n{variable}" not in helpers and f"for {variable[:-1]} " \
             not in helpers
 
