@@ -23,7 +23,8 @@ from lab.engine.offline import OfflineCluster
 from lab.gather.facts import gather_node
 from lab.transport.address import NodeAddress
 from lab.transport.ssh import SSHNode
-from tests.sshd import Sshd, running_sshd, throwaway_user
+from lab.workflows.checking import gather_from_addresses, login_refused
+from tests.sshd import Sshd, free_port, make_key, running_sshd, throwaway_user
 
 pytestmark = pytest.mark.skipif(shutil.which("crm_mon") is None or shutil.which("pcs") is None,
                                 reason="needs pacemaker-cli-utils and pcs")
@@ -124,3 +125,57 @@ def test_closing_while_it_connects_does_not_wait(tmp_path: Path) -> None:
         began = time.monotonic()
         node.close()
         assert time.monotonic() - began < 0.5
+
+
+def _two_nodes(world: Path, tmp_path: Path, node2_users: tuple[str, ...], user: str):
+    """node1 lets root and USER in, node2 only NODE2_USERS; one client key for both."""
+    fake = world / "bin" / "sudo"
+    fake.write_text(ALLOW.format(calls=world / "calls"))
+    fake.chmod(0o755)
+    env = {"PATH": f"{world / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    key = make_key(tmp_path / "client_key")
+    first = running_sshd(tmp_path / "sshd1", world / "cib.xml", users=("root", user), env=env, client_key=key)
+    second = running_sshd(tmp_path / "sshd2", world / "cib.xml", users=node2_users, env=env, client_key=key)
+    return first, second, key
+
+
+def _addresses(servers: tuple[Sshd, Sshd], user: str) -> list[NodeAddress]:
+    return [NodeAddress.parse(s.spec(f"node{i}", user)) for i, s in enumerate(servers, start=1)]
+
+
+def test_a_node_refusing_root_reads_every_node_as_the_fallback_user(world: Path, tmp_path: Path) -> None:
+    """Root's key taken away on node2: the whole read is done again as the user with sudo (both
+    nodes, one login user for the lab), and the root answers are not what is graded."""
+    with throwaway_user(f"labfb{os.getpid() % 100000}") as user:
+        first, second, key = _two_nodes(world, tmp_path, (user,), user)
+        with first as server1, second as server2:
+            facts = gather_from_addresses(_addresses((server1, server2), "root"), identity=key,
+                                          known_hosts=tmp_path / "known_hosts", timeout=10,
+                                          sections=frozenset({"cib"}),
+                                          fallback=_addresses((server1, server2), user))
+            log1 = server1.log.read_text()
+    assert [n.error for n in facts.nodes.values()] == [None, None]
+    assert all(n.cib is not None and "Web" in n.cib.resources for n in facts.nodes.values())
+    assert "Accepted publickey for root" in log1 and f"Accepted publickey for {user}" in log1
+    assert sudo_calls(world) == 2  # the fallback's read, once per node; root's needed none
+
+
+def test_without_a_fallback_or_with_a_node_down_nothing_is_read_twice(world: Path, tmp_path: Path) -> None:
+    """A refused login with no fallback (a vagrant-login lab) stays that node's error; a node that
+    is down is not a refused login: no second read as the fallback user."""
+    with throwaway_user(f"labnf{os.getpid() % 100000}") as user:
+        first, second, key = _two_nodes(world, tmp_path, (user,), user)
+        with first as server1, second as server2:
+            facts = gather_from_addresses(_addresses((server1, server2), "root"), identity=key,
+                                          known_hosts=tmp_path / "known_hosts", timeout=10,
+                                          sections=frozenset({"cib"}))
+            assert facts.nodes["node1"].error is None and facts.nodes["node1"].cib is not None
+            assert login_refused(facts.nodes["node2"].error), facts.nodes["node2"].error
+            down = NodeAddress.parse(f"node2=root@127.0.0.1:{free_port()}")
+            facts = gather_from_addresses([_addresses((server1, server2), "root")[0], down], identity=key,
+                                          known_hosts=tmp_path / "known_hosts", timeout=5,
+                                          sections=frozenset({"cib"}),
+                                          fallback=_addresses((server1, server2), user))
+    assert facts.nodes["node1"].error is None and not facts.nodes["node2"].reachable
+    assert not login_refused(facts.nodes["node2"].error)
+    assert sudo_calls(world) == 0

@@ -27,20 +27,30 @@ def gather_from_addresses(addresses: Sequence[NodeAddress], *, identity: Path | 
                           known_hosts: Path, timeout: float = 10.0,
                           sections: frozenset[str] | None = None,
                           say: Callable[[str], None] | None = None,
-                          opened: Sequence[SSHNode] | None = None) -> Facts:
+                          opened: Sequence[SSHNode] | None = None,
+                          fallback: Sequence[NodeAddress] | None = None) -> Facts:
     """One SSH connection per node, all nodes in parallel; the whole lab down is an error.
-    OPENED: the nodes' connections, already opening (lab.workflows.connections)."""
+    OPENED: the nodes' connections, already opening (lab.workflows.connections). FALLBACK: the
+    same nodes as another user, read instead when any node refused the first login (a root login
+    whose key was taken away): decided before the probes, so that a probe runs once."""
     names = [a.name for a in addresses]
+
+    def read(addresses: Sequence[NodeAddress], opened: Sequence[SSHNode] | None) -> tuple[Facts, list[SSHNode]]:
+        nodes = list(opened) if opened is not None else open_nodes(
+            addresses, identity=identity, known_hosts=known_hosts, timeout=timeout)
+        try:
+            return gather_live(nodes, names, sections=without_probes(sections)), nodes
+        finally:
+            for node in nodes:
+                node.close()
+
     def connect(address: NodeAddress) -> SSHNode:
         return open_nodes([address], identity=identity, known_hosts=known_hosts, timeout=timeout)[0]
 
-    nodes = list(opened) if opened is not None else open_nodes(
-        addresses, identity=identity, known_hosts=known_hosts, timeout=timeout)
-    try:
-        facts = gather_live(nodes, names, sections=without_probes(sections))
-    finally:
-        for node in nodes:
-            node.close()
+    facts, nodes = read(addresses, opened)
+    if fallback is not None and any(login_refused(n.error) for n in facts.nodes.values()):
+        addresses = fallback
+        facts, nodes = read(addresses, None)
     # Probes act on the lab (fence, reboot): they run after the state was read, so every
     # other check judges the cluster as the candidate left it.
     by_name = {a.name: a for a in addresses}
@@ -81,32 +91,22 @@ def check_current_lab(exercise: Exercise, say: Callable[[str], None] | None = No
     """Grade the current lab; OPENED: its nodes' connections, opened ahead (current_lab_ahead)."""
     lab = current_lab()
     addresses = lab.addresses()
-    as_root = addresses[0].user != SSH_USER
+    # root's key taken away on some node (by hand, by an exercise): as vagrant, with sudo
+    fallback = lab.addresses(SSH_USER) if addresses[0].user != SSH_USER else None
     if opened is not None and [n.address for n in opened] != addresses:
         for node in opened:  # another lab by now: connect afresh
             node.close()
         opened = None
     sections = sections_for(exercise)
 
-    def gather(addresses: Sequence[NodeAddress], ahead: Sequence[SSHNode] | None) -> Facts:
-        return gather_from_addresses(addresses, identity=lab.identity, known_hosts=lab.known_hosts,
-                                     sections=sections, say=say, opened=ahead)
-
     try:
-        try:
-            facts = gather(addresses, opened)
-            refused = any(_login_refused(n.error) for n in facts.nodes.values())
-        except NodeError as exc:  # every node refused (or is down): only a root login is retried
-            if not (as_root and _login_refused(str(exc))):
-                raise
-            refused = True
-        if refused and as_root:
-            # root's key taken away on some node (by hand, by an exercise): as vagrant, with sudo
-            facts = gather(lab.addresses(SSH_USER), None)
+        facts = gather_from_addresses(addresses, identity=lab.identity, known_hosts=lab.known_hosts,
+                                      sections=sections, say=say, opened=opened, fallback=fallback)
     except NodeError as exc:
         raise UsageError(f"{exc} (is the lab up? try 'lab status')") from None
     return grade(exercise, facts)
 
 
-def _login_refused(error: str | None) -> bool:
+def login_refused(error: str | None) -> bool:
+    """The node answered but refused this user's key (not: down, timed out, a changed host key)."""
     return bool(error) and "authentication to" in str(error) and "failed" in str(error)
