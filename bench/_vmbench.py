@@ -43,6 +43,21 @@ def qemu_rss_kib(marker: str) -> int:
     return total
 
 
+def disk_mib(prefix: str) -> float:
+    """Space on the host's disk (allocated blocks) of the disks of the domains named PREFIX*:
+    internal snapshots (memory and disk blocks) live inside these qcow2 files."""
+    import libvirt  # only the VM benchmarks need it
+    from defusedxml import ElementTree
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        files = {source.get("file") for domain in conn.listAllDomains() if domain.name().startswith(prefix)
+                 for source in ElementTree.fromstring(domain.XMLDesc()).iterfind("devices/disk/source")}
+    finally:
+        conn.close()
+    return sum(os.stat(f).st_blocks * 512 for f in files if f and os.path.exists(f)) / (1 << 20)
+
+
 class PeakRss:
     """Sample qemu RSS every half second in the background; .peak is the maximum seen (KiB)."""
 

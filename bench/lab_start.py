@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _vmbench import lab, qemu_rss_kib  # noqa: E402
+from _vmbench import disk_mib, lab, qemu_rss_kib  # noqa: E402
 
 NAME = "bench2"
 # Cached: a command, a fault, a slow settle; resource-create's start state is the baseline itself.
@@ -55,7 +55,7 @@ def say(text: str) -> None:
 
 
 def report(rebuild: float, rows: list[tuple], built: dict[str, tuple[float, str]],
-           checks: list[float], rss: int) -> None:
+           checks: list[float], rss: int, disk: tuple[float, float]) -> None:
     """The table and the ratios against the rebuild."""
     def cell(seconds: float, hit: bool) -> str:
         return f"{seconds:6.1f} s {'cached' if hit else 'built '}"
@@ -80,6 +80,9 @@ def report(rebuild: float, rows: list[tuple], built: dict[str, tuple[float, str]
         say(f"ratio built start / rebuild: {statistics.median(r[1] for r in rows) / rebuild:.3f} median")
     say(f"lab check latency: median {statistics.median(checks):.2f} s, max {max(checks):.2f} s (goal <= 1 s)")
     say(f"host RAM (RSS) of the qemu processes now: {rss / 1024:.0f} MiB")
+    kept = sum(1 for r in rows if r[3])
+    say(f"the lab's disks: {disk[0]:.0f} MiB before the starts, {disk[1]:.0f} MiB after"
+        + (f" ({(disk[1] - disk[0]) / kept:.0f} MiB per cached start state)" if kept else ""))
 
 
 def main() -> None:
@@ -103,6 +106,7 @@ def main() -> None:
         lab("up", name=name)
     say(f"rebuild (lab up from nothing): {rebuild:.1f} s; {len(exercises)} exercises")
     lab("start", "resource-delete", name=name)
+    disk_before = disk_mib(f"flab-{name}-")
     built: dict[str, tuple[float, str]] = {}
     for ex in exercises:  # pass 1: every start state built from the baseline (then cached)
         seconds, _, error = timed("start", "--fresh", ex, name=name)
@@ -121,7 +125,7 @@ def main() -> None:
     checks = [lab("check", "resource-update", name=name) for _ in range(5)]
     rss = qemu_rss_kib(f"guest=flab-{name}-")
 
-    report(rebuild, rows, built, checks, rss)
+    report(rebuild, rows, built, checks, rss, (disk_before, disk_mib(f"flab-{name}-")))
     if not args.keep:
         lab("destroy", name=name)
 
