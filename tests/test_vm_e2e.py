@@ -221,8 +221,9 @@ def test_a_cached_start_reverts_in_place(live_lab: None) -> None:
 
 
 def test_status_info_and_secrets(live_lab: None) -> None:
-    started = lab("start", "resource-create")  # a cached start state (taken now, or reused)
-    assert started.returncode == 0, started.stderr[-2000:]
+    started = lab("start", "resource-create")  # its start state is the 'cluster' baseline itself
+    assert started.returncode == 0 and "healthy and settled as lab up left it" in started.stderr, \
+        started.stderr[-2000:]
     status = lab("status", timeout=120)
     assert status.returncode == 0 and "node1" in status.stdout
     node_lines = [line for line in status.stdout.splitlines() if "snapshots:" in line]

@@ -74,10 +74,16 @@ def keep_limit() -> int:
 
 # --- what may be cached ----------------------------------------------------------
 
+def is_baseline_itself(exercise: Exercise, faults: Sequence[faultlib.Fault]) -> bool:
+    """The start state is a baseline snapshot as lab up took it: nothing is built on top."""
+    start = exercise.start
+    return not (start.fixtures or start.commands or faults)
+
+
 def why_not_cacheable(exercise: Exercise, faults: Sequence[faultlib.Fault]) -> str | None:
     """Why this start state is built every time (None: it may be cached)."""
     start = exercise.start
-    if not (start.fixtures or start.commands or faults):
+    if is_baseline_itself(exercise, faults):
         return "the start state is the baseline itself"
     if start.fixtures:
         name = start.fixtures[0]

@@ -126,8 +126,8 @@ def _revert_cached(run: StartRun) -> None:
 
 
 def _cached_answers(run: StartRun) -> None:
-    """A cheap look that the cached state came up: every node answered SSH (connect) and, on a
-    cluster baseline, pacemaker answers on the node the faults left alone."""
+    """A cheap look that a snapshot taken settled came up: every node answered SSH (connect) and,
+    on a cluster baseline, pacemaker answers on the node the faults left alone."""
     node = settle_node(run.lab, run.faults)
     with run.progress.step(node, "cluster answers (crm_mon)", limit=60):
         result = run.nodes[node].run("sudo -n crm_mon -1 >/dev/null", timeout=60, label="cached state check")
@@ -140,6 +140,14 @@ CACHED_STEPS: list[Step[StartRun]] = [
     Step("revert to the cached start state", _revert_cached),
     Step("connect and set clocks", _connect),
     Step("cached state answers", _cached_answers, done=lambda r: not r.on_cluster),
+]
+
+# A start state that is the baseline itself: lab up took that snapshot healthy and settled
+# (build_cluster waits for both), so it is ready as it comes back, like a cached start state.
+BASELINE_STEPS: list[Step[StartRun]] = [
+    Step("revert", _revert),
+    Step("connect and set clocks", _connect),
+    Step("baseline answers", _cached_answers, done=lambda r: not r.on_cluster),
 ]
 
 START_STEPS: list[Step[StartRun]] = [
@@ -155,15 +163,23 @@ START_STEPS: list[Step[StartRun]] = [
 ]
 
 
-def _from_cache(run: StartRun) -> bool:
-    """The start state from its snapshot; False (after saying why) when it did not come up."""
-    assert run.cache is not None
+def _ready_as_reverted(run: StartRun, steps: list[Step[StartRun]], what: str) -> bool:
+    """A settled snapshot's state without building it; False (after saying why) when it did not
+    come up: the caller builds it step by step."""
     try:
-        run_steps("lab start", CACHED_STEPS, run)
+        run_steps("lab start", steps, run)
     except LabError as exc:
-        run.progress.say("lab", f"the cached start state did not come up ({exc}): building it again")
+        run.progress.say("lab", f"{what} did not come up ({exc}): building the start state")
         close(run.nodes)
         run.nodes = {}
+        return False
+    return True
+
+
+def _from_cache(run: StartRun) -> bool:
+    """The start state from its snapshot; False when it did not come up (then it is forgotten)."""
+    assert run.cache is not None
+    if not _ready_as_reverted(run, CACHED_STEPS, "the cached start state"):
         startcache.forget(run.lab, run.cache, run.domains())
         return False
     startcache.used(run.lab, run.cache)
@@ -200,10 +216,15 @@ def start(exercise_id: str, progress: Progress | None = None, *, fresh: bool = F
     run = StartRun(lab, progress, exercise, faults)
     run.cache = startcache.plan(lab, exercise, faults, run.domains(), fresh=fresh)
     try:
-        cached = run.cache.hit and _from_cache(run)
-        how = f" from the cached start state (taken {run.cache.taken_text})" if cached else ""
-        if not cached and _build(run):
-            how = " (built, and cached for the next start)"
+        cached = False
+        if not fresh and startcache.is_baseline_itself(exercise, faults) and \
+                _ready_as_reverted(run, BASELINE_STEPS, f"the baseline '{baseline}'"):
+            how = f" (the baseline '{baseline}', healthy and settled as lab up left it)"
+        elif run.cache.hit and _from_cache(run):
+            cached = True
+            how = f" from the cached start state (taken {run.cache.taken_text})"
+        else:
+            how = " (built, and cached for the next start)" if _build(run) else ""
     finally:
         close(run.nodes)
     total = time.monotonic() - run.began
