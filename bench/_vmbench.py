@@ -43,19 +43,20 @@ def qemu_rss_kib(marker: str) -> int:
     return total
 
 
-def disk_mib(prefix: str) -> float:
-    """Space on the host's disk (allocated blocks) of the disks of the domains named PREFIX*:
-    internal snapshots (memory and disk blocks) live inside these qcow2 files."""
-    import libvirt  # only the VM benchmarks need it
-    from defusedxml import ElementTree
+def disk_mib(name: str) -> float:
+    """Space on the host's disk (libvirt's allocation) of lab NAME's own volumes, by their exact
+    names (as lab destroy finds them): internal snapshots (memory, disk blocks) live inside them."""
+    from lab.vm.labstate import Lab
+    from lab.vm.libvirt_conn import connection
+    from lab.vm.libvirt_owned import find_owned
 
-    conn = libvirt.open("qemu:///system")
-    try:
-        files = {source.get("file") for domain in conn.listAllDomains() if domain.name().startswith(prefix)
-                 for source in ElementTree.fromstring(domain.XMLDesc()).iterfind("devices/disk/source")}
-    finally:
-        conn.close()
-    return sum(os.stat(f).st_blocks * 512 for f in files if f and os.path.exists(f)) / (1 << 20)
+    volumes = find_owned(Lab.load(name).owned).volumes
+    with connection() as conn:
+        allocated = 0
+        for pool_volume in volumes:
+            pool, volume = pool_volume.split("/", 1)
+            allocated += conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).info()[2]
+    return allocated / (1 << 20)
 
 
 class PeakRss:

@@ -106,7 +106,7 @@ def main() -> None:
         lab("up", name=name)
     say(f"rebuild (lab up from nothing): {rebuild:.1f} s; {len(exercises)} exercises")
     lab("start", "resource-delete", name=name)
-    disk_before = disk_mib(f"flab-{name}-")
+    disk_before = disk_mib(name)
     built: dict[str, tuple[float, str]] = {}
     for ex in exercises:  # pass 1: every start state built from the baseline (then cached)
         seconds, _, error = timed("start", "--fresh", ex, name=name)
@@ -125,7 +125,7 @@ def main() -> None:
     checks = [lab("check", "resource-update", name=name) for _ in range(5)]
     rss = qemu_rss_kib(f"guest=flab-{name}-")
 
-    report(rebuild, rows, built, checks, rss, (disk_before, disk_mib(f"flab-{name}-")))
+    report(rebuild, rows, built, checks, rss, (disk_before, disk_mib(name)))
     if not args.keep:
         lab("destroy", name=name)
 
