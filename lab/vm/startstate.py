@@ -125,30 +125,25 @@ def _revert_cached(run: StartRun) -> None:
     _revert_to(run, run.cache.name, f"the cached start state of {run.exercise.id} (taken {run.cache.taken_text})")
 
 
-def _cached_answers(run: StartRun) -> None:
+def _settled_answers(run: StartRun) -> None:
     """A cheap look that a snapshot taken settled came up: every node answered SSH (connect) and,
     on a cluster baseline, pacemaker answers on the node the faults left alone."""
     node = settle_node(run.lab, run.faults)
     with run.progress.step(node, "cluster answers (crm_mon)", limit=60):
-        result = run.nodes[node].run("sudo -n crm_mon -1 >/dev/null", timeout=60, label="cached state check")
+        result = run.nodes[node].run("sudo -n crm_mon -1 >/dev/null", timeout=60, label="settled state check")
     if not result.ok:
         raise LabError(f"{node}: crm_mon failed (exit {result.returncode}): {result.tail(2)}")
 
 
-# From the cached start state: the revert, the clocks, a cheap check (no commands, no waits).
-CACHED_STEPS: list[Step[StartRun]] = [
-    Step("revert to the cached start state", _revert_cached),
+# After a revert to a snapshot taken settled: the clocks, a cheap check (no commands, no waits).
+# Such a snapshot is a cached start state, or a baseline that is the start state itself (lab up
+# takes 'cluster' healthy and settled: build_cluster waits for both; 'installed' has no cluster).
+_AS_REVERTED: list[Step[StartRun]] = [
     Step("connect and set clocks", _connect),
-    Step("cached state answers", _cached_answers, done=lambda r: not r.on_cluster),
+    Step("state answers", _settled_answers, done=lambda r: not r.on_cluster),
 ]
-
-# A start state that is the baseline itself: lab up took that snapshot healthy and settled
-# (build_cluster waits for both), so it is ready as it comes back, like a cached start state.
-BASELINE_STEPS: list[Step[StartRun]] = [
-    Step("revert", _revert),
-    Step("connect and set clocks", _connect),
-    Step("baseline answers", _cached_answers, done=lambda r: not r.on_cluster),
-]
+CACHED_STEPS: list[Step[StartRun]] = [Step("revert to the cached start state", _revert_cached), *_AS_REVERTED]
+BASELINE_STEPS: list[Step[StartRun]] = [Step("revert", _revert), *_AS_REVERTED]
 
 START_STEPS: list[Step[StartRun]] = [
     Step("revert", _revert),
