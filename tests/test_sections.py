@@ -242,6 +242,21 @@ def test_one_watchdog_bounds_every_section(tmp_path: Path) -> None:
     assert sec.section_problem("slow", found["slow"]) == "section 'slow' timed out on the node"
 
 
+def test_a_timed_out_section_still_writing_does_not_tear_the_answer(tmp_path: Path) -> None:
+    """The watchdog stops a late section's own process; a child it left keeps writing to the
+    section's output. The sizes and the bytes must still agree (they are read at two moments),
+    so the other sections stay readable and the late one is a timeout, not a torn answer that
+    costs the node every fact."""
+    marker = "runaway-writer-4711"
+    try:
+        found = _run_sections(tmp_path, f"sec runaway sh -c '(while :; do echo {marker}; sleep 0.001; done) & wait'\n"
+                                        "sec quick echo fine\nsec hostname node_name\n", section_timeout=2)
+        assert found.get("quick") == CommandResult("quick", 0, "fine\n", ""), found
+        assert found["runaway"].returncode == 124
+    finally:
+        subprocess.run(["pkill", "-f", marker], check=False)
+
+
 def test_a_quick_gather_leaves_no_watchdog(tmp_path: Path) -> None:
     """Sections done long before the timeout: the watchdog and its sleep end with the gather."""
     marker = 7654

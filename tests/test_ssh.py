@@ -336,3 +336,38 @@ def test_server_that_stalls_everything_is_a_node_error(sshd: Sshd, tmp_path: Pat
             os.kill(pid, signal.SIGKILL)
         os.kill(sshd.process.pid, signal.SIGCONT)
         node.close()
+
+
+def test_output_after_the_exit_status_is_read_to_its_end(sshd: Sshd, tmp_path: Path) -> None:
+    """OpenSSH sends the exit status when the command exits, which can be before it has read the
+    command's output from the pipe: a big answer came back cut with exit 0 (2 of 50 runs of
+    533 KB). Here a child writes after its shell has exited, so the exit status comes first every
+    time: the output must still be whole, and so must a big answer, every time."""
+    node = _node(sshd, tmp_path)
+    try:
+        late = node.run("(sleep 1; echo late; sleep 1; echo later) & echo early; exit 3", timeout=30)
+        assert (late.returncode, late.stdout) == (3, "early\nlate\nlater\n")
+        big = "head -c 400000 /dev/zero | base64 -w 0; echo"
+        expected = len(subprocess.run(big, shell=True, capture_output=True, check=True).stdout)
+        sizes = {len(node.run(big, timeout=60).stdout) for _ in range(20)}
+        assert sizes == {expected}
+    finally:
+        node.close()
+
+
+def test_a_process_holding_the_output_open_ends_the_read_after_a_grace(
+        sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that leaves a process holding its stdout (a daemon that did not close it) ends
+    the read EOF_GRACE after its exit status and its last byte, not at the timeout."""
+    from lab.transport import ssh
+
+    monkeypatch.setattr(ssh, "EOF_GRACE", 1.0)
+    node = _node(sshd, tmp_path)
+    try:
+        started = time.monotonic()
+        result = node.run("sleep 15 & echo started; exit 0", timeout=40)
+        took = time.monotonic() - started
+        assert (result.returncode, result.stdout) == (0, "started\n")
+        assert took < 10, f"read until {took:.1f} s: the grace did not end it"
+    finally:
+        node.close()

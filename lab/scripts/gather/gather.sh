@@ -106,7 +106,13 @@ report() {  # called after the sec lines: every section's answer, in order
   kill "$_watchdog" 2>/dev/null
   cd "$d" || exit 1
   _files=""
-  for _sec in $names; do : >>"$_sec.out"; _files="$_files $_sec.out"; done  # every file there: sizes line up
+  # Every file there, so the sizes line up. A late section's output is not read (it is a timeout)
+  # and a child the watchdog did not reach may still write to it: a new, empty file in its place,
+  # so its sizes and bytes, read at two moments below, cannot disagree.
+  for _sec in $names; do
+    [ -f "$_sec.late" ] && rm -f "$_sec.out"
+    : >>"$_sec.out"; _files="$_files $_sec.out"
+  done
   # shellcheck disable=SC2086 # section names are words of [A-Za-z0-9_]
   _sizes=$(wc -c $_files | while read -r _size _; do printf '%s ' "$_size"; done)
   for _sec in $names; do
