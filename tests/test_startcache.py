@@ -22,7 +22,7 @@ from lab.vm.labstate import Lab
 BASELINE_ONLY = {"clone", "cluster-enable", "cluster-setup", "corosync-token", "crm-shadow", "node-attribute",
                  "node-remove", "promotable", "quorum-wait-for-all", "resource-create", "resource-template",
                  "two-node-quorum"}
-HOST_FIXTURE = {"fencing", "stonith-admin", "sbd"}
+HOST_FIXTURE = {"sbd"}
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_the_catalogues_decisions() -> None:
     assert cached == set(decided) - BASELINE_ONLY - HOST_FIXTURE
     assert {"resource-cleanup", "troubleshoot-offline", "troubleshoot-link", "troubleshoot-corosync-config",
             "node-add", "resource-update"} <= cached
-    assert "fence_virtd runs on the host" in decided["fencing"]
+    assert decided["fencing"] is None and decided["stonith-admin"] is None  # fence_virtd: restored
     assert "hot-plugged" in decided["sbd"]
 
 
@@ -126,6 +126,23 @@ def test_the_key_changes_with_everything_the_state_depends_on(home: Path, monkey
         other = Lab("t1", state)
         others[key] = _name(other, times={d: 100 for d in domains(other)})
     assert first not in others.values() and len(set(others.values())) == len(others), others
+
+
+def test_a_fence_virtd_state_is_keyed_by_the_lab_fence_key(home: Path) -> None:
+    """The cached fencing state's guests hold a copy of the lab's fence key: a new key must leave
+    the snapshot unused, and the key itself is not in the material."""
+    from lab.vm import fencehost
+
+    lab = make_lab()
+    first = _name(lab, "stonith-admin")
+    key = fencehost.key_file(lab)
+    assert key.stat().st_mode & 0o777 == 0o600  # the key was made for the digest, 0600
+    assert _name(lab, "stonith-admin") == first
+    material = json.dumps(startcache.key_material(lab, load("stonith-admin"), [], {"d": 1}))
+    assert key.read_bytes().hex() not in material
+    key.write_bytes(b"another key")
+    assert _name(lab, "stonith-admin") != first
+    assert startcache.key_material(lab, load("resource-update"), [], {"d": 1})["host"] is None
 
 
 def test_the_key_leaves_the_password_out(home: Path) -> None:

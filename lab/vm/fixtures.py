@@ -7,6 +7,7 @@ every node (hot-plugged, gone again at the next revert) and a software watchdog.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from lab.transport.ssh import SSHNode
     from lab.vm.labstate import Lab
 
+_FENCE_VIRTD = "fence_virtd for this lab (multicast on the cluster network)"
 SBD_DISK_MIB = 16
 SBD_DEVICE = "/dev/vdb"
 
@@ -27,10 +29,15 @@ def sbd_volume(prefix: str) -> str:
     return f"{prefix}sbd.img"
 
 
+# Fixtures whose guest half a start snapshot holds and whose host half restore_host starts
+# again: a cached start state may have them (lab.vm.startcache).
+RESTORABLE = frozenset({"fence-virtd"})
+
+
 def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress: Progress) -> None:
     """Set up the named fixtures on the host and in every node (after the revert)."""
     if "fence-virtd" in names:
-        with progress.step("host", "fence_virtd for this lab (multicast on the cluster network)"):
+        with progress.step("host", _FENCE_VIRTD):
             fencehost.ensure_running(lab)
             key = fencehost.ensure_key(lab)
             for node in nodes.values():
@@ -46,6 +53,22 @@ def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress
                 provision.run_root(node, wait, "shared disk")
             # Every start begins with a blank disk: no SBD header from an earlier attempt.
             provision.run_root(nodes[lab.node_names[0]], blank, "blank shared disk")
+
+
+def restore_host(lab: Lab, names: Sequence[str], progress: Progress) -> None:
+    """The host half of the named RESTORABLE fixtures, for a snapshot that holds the guest half."""
+    if "fence-virtd" in names:
+        with progress.step("host", _FENCE_VIRTD):
+            fencehost.ensure_running(lab)
+
+
+def host_digest(lab: Lab, names: Sequence[str]) -> str | None:
+    """What a start snapshot's guests depend on in the named fixtures' host half (None: nothing):
+    for fence-virtd, the lab's key (the guests hold a copy; fence_virtd's configuration is written
+    again from the lab's settings whenever it starts)."""
+    if "fence-virtd" not in names:
+        return None
+    return hashlib.sha256(b"fence-virtd key\0" + fencehost.ensure_key(lab)).hexdigest()
 
 
 def release(lab: Lab) -> None:

@@ -10,9 +10,10 @@ built state could depend on, so a snapshot with that name is that state by const
   (nodes, box, memory, networks, pcs version: its state file less the steps and the current
   exercise); a digest of the node scripts (lab/scripts/**); and the creation time of the baseline
   snapshot on every node, so a new `lab up` baseline leaves every start snapshot unused.
-- Cached only when the whole start state is inside the guests' RAM and disks (see
-  why_not_cacheable): host fixtures, faults that act on a domain, states that depend on the wall
-  clock and states that are just the baseline are built every time.
+- Cached only when the whole start state is inside the guests' RAM and disks, or is a host
+  fixture started again before the revert (fence_virtd; see why_not_cacheable): the SBD disk,
+  faults that act on a domain, states that depend on the wall clock and states that are just the
+  baseline are built every time.
 - At most LAB_START_CACHE (default 4; 0: none) per lab, the least recently used evicted first
   (use times in <lab dir>/start-cache.json; a snapshot the file does not know counts by its
   libvirt creation time); none is taken when the lab's storage pool is short of space.
@@ -38,7 +39,7 @@ from lab.engine.commands import render_command
 from lab.engine.exercises import Exercise
 from lab.transport import log
 from lab.vm import faults as faultlib
-from lab.vm import virt
+from lab.vm import fixtures, virt
 from lab.vm.commands import context
 from lab.vm.labstate import Lab, write_atomic
 
@@ -56,10 +57,12 @@ _MAX_RECORD_BYTES = 1 << 16
 # when "now" has moved (a constraint lifetime, a date rule, an expiring failure).
 _CLOCK_WORDS = re.compile(r"\b(lifetime|date|date-spec|date_spec|in_range|failure-timeout|failure_timeout|"
                           r"expires?|cluster-recheck-interval)\b", re.I)
-# Fixtures that live outside the guests: fence_virtd runs on the host, the SBD disk is a file
-# hot-plugged into the domains. A snapshot holds neither.
-HOST_FIXTURES = {"fence-virtd": "fence_virtd runs on the host",
-                 "sbd-disk": "the shared disk is hot-plugged into the domains"}
+# Fixtures a snapshot cannot hold: the SBD disk is a raw file hot-plugged into the domains (an
+# internal snapshot holds neither it nor a domain that has it). fence-virtd is cached: its guest
+# half (the key) is in the snapshot, its host half (the lab's fence_virtd, with the lab's key,
+# made once) is started again before the revert (fixtures.restore_host); the key's digest is
+# in the snapshot's key, so a new key leaves the snapshot unused.
+UNCACHED_FIXTURES = {"sbd-disk": "the shared disk is hot-plugged into the domains"}
 
 
 def keep_limit() -> int:
@@ -85,9 +88,9 @@ def why_not_cacheable(exercise: Exercise, faults: Sequence[faultlib.Fault]) -> s
     start = exercise.start
     if is_baseline_itself(exercise, faults):
         return "the start state is the baseline itself"
-    if start.fixtures:
-        name = start.fixtures[0]
-        return f"host fixture {name}: {HOST_FIXTURES.get(name, 'not inside the guests')}"
+    for name in start.fixtures:
+        if name not in fixtures.RESTORABLE:
+            return f"host fixture {name}: {UNCACHED_FIXTURES.get(name, 'not inside the guests')}"
     for fault in faults:
         action = faultlib.REGISTRY[fault.kind].domain_action
         if action is not None:
@@ -147,6 +150,7 @@ def key_material(lab: Lab, exercise: Exercise, faults: Sequence[faultlib.Fault],
         "lab": lab_facts(lab), "nodes": list(lab.node_names),
         "baseline": {"name": start.baseline, "created": dict(sorted(baseline_times.items()))},
         "scripts": scripts_digest(),
+        "host": fixtures.host_digest(lab, start.fixtures),
     }
 
 

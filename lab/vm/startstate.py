@@ -174,6 +174,9 @@ def _ready_as_reverted(run: StartRun, steps: list[Step[StartRun]], what: str) ->
 def _from_cache(run: StartRun) -> bool:
     """The start state from its snapshot; False when it did not come up (then it is forgotten)."""
     assert run.cache is not None
+    # Outside the steps below: a host that cannot start fence_virtd now (its port taken) is the
+    # user's error to fix, not a reason to drop a good snapshot and build it all again.
+    fixtures.restore_host(run.lab, run.exercise.start.fixtures, run.progress)
     if not _ready_as_reverted(run, CACHED_STEPS, "the cached start state"):
         startcache.forget(run.lab, run.cache, run.domains())
         return False
