@@ -7,6 +7,7 @@ into bounded failures (exit 2, or FAILED checks) and never into a pass.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -371,3 +372,99 @@ def test_a_process_holding_the_output_open_ends_the_read_after_a_grace(
         assert took < 10, f"read until {took:.1f} s: the grace did not end it"
     finally:
         node.close()
+
+
+class _CountingForwarder:
+    """A TCP forwarder on loopback in front of the test sshd that counts the connections it
+    accepts: an early connection that is really the one the handshake uses shows as one."""
+
+    def __init__(self, target_port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target_port = target_port
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _early_node(sshd: Sshd, tmp_path: Path, port: int):  # noqa: ANN202 - (SSHNode, EarlyConnection)
+    from lab.transport.address import NodeAddress
+    from lab.transport.early import EarlyConnection
+    from lab.transport.ssh import SSHNode
+
+    address = NodeAddress("node1", "root", "127.0.0.1", port)
+    early = EarlyConnection(address.host, address.port, timeout=5.0)
+    return SSHNode(address, identity=sshd.client_key, known_hosts=tmp_path / "known_hosts",
+                   connect_timeout=5.0, early=early), early
+
+
+def test_an_early_tcp_connection_is_the_one_the_ssh_handshake_uses(sshd: Sshd, tmp_path: Path) -> None:
+    """`lab check` opens the TCP connections before paramiko loads: the handshake must run on
+    that socket (one connection seen by the server), and a replaced connection opens its own."""
+    forwarder = _CountingForwarder(sshd.port)
+    node, _early = _early_node(sshd, tmp_path, forwarder.port)
+    try:
+        assert node.run("echo through").stdout == "through\n"
+        assert node.run("echo again").stdout == "again\n"
+        assert forwarder.accepted == 1
+        node.close()
+        assert node.run("echo anew").stdout == "anew\n"  # a new connection, not the spent socket
+        assert forwarder.accepted == 2
+    finally:
+        node.close()
+        forwarder.close()
+
+
+def test_an_early_connection_that_is_refused_is_the_nodes_one_line_error(sshd: Sshd, tmp_path: Path) -> None:
+    """The early attempt's failure is reported as the SSH layer's own error, at once (no second
+    attempt, no traceback)."""
+    from lab.core.errors import NodeError
+
+    node, _early = _early_node(sshd, tmp_path, free_port())
+    started = time.monotonic()
+    with pytest.raises(NodeError, match=r"node1: cannot connect to .*refused"):
+        node.run("true")
+    assert time.monotonic() - started < 3
+    node.close()
+
+
+def test_an_early_connection_never_used_is_closed_with_the_node(sshd: Sshd, tmp_path: Path) -> None:
+    """A check that ends before it asks a node anything (a usage error after the knock) leaves
+    no connection open."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        node, early = _early_node(sshd, tmp_path, listener.getsockname()[1])
+        listener.settimeout(5)
+        accepted, _ = listener.accept()
+        early._thread.join(5)
+        node.close()
+        accepted.settimeout(5)
+        assert accepted.recv(10) == b"", "the unused connection is still open"
+        accepted.close()
+    finally:
+        listener.close()

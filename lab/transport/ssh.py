@@ -19,6 +19,7 @@ import paramiko
 from lab.core.errors import NodeError, UsageError
 from lab.transport import log
 from lab.transport.address import NodeAddress
+from lab.transport.early import EarlyConnection
 from lab.transport.runner import CommandResult
 
 # paramiko logs transport failures (e.g. "Error reading SSH protocol banner") from its own
@@ -92,7 +93,10 @@ class SSHNode:
         known_hosts: Path,
         connect_timeout: float = 10.0,
         password: str | None = None,
+        early: EarlyConnection | None = None,
     ) -> None:
+        """EARLY: a TCP connection to the node already being opened (lab.transport.early);
+        the first connect uses it, a later one (a replaced connection) opens its own."""
         self.address = address
         self.identity = identity
         self.known_hosts = known_hosts
@@ -104,6 +108,7 @@ class SSHNode:
         self._ahead_error: NodeError | None = None
         self._ahead_lock = threading.Lock()
         self._abandoned = self._connecting = False
+        self._early = early
 
     @property
     def name(self) -> str:
@@ -149,7 +154,9 @@ class SSHNode:
         client.set_missing_host_key_policy(_RecordNewKey(self.known_hosts, _known_hosts_lock))
         where = f"{self.address.user}@{self.address.host}:{self.address.port}"
         started = time.monotonic()
+        early, self._early = self._early, None
         try:
+            sock = early.take() if early is not None else None  # its failure: handled as connect's
             client.connect(
                 self.address.host,
                 port=self.address.port,
@@ -161,6 +168,7 @@ class SSHNode:
                 auth_timeout=self.connect_timeout,
                 allow_agent=self.identity is None,
                 look_for_keys=self.identity is None,
+                sock=sock,
             )
         except paramiko.BadHostKeyException:
             client.close()
@@ -293,6 +301,9 @@ class SSHNode:
                 progress = time.monotonic()
 
     def close(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:  # never used: the node was not asked anything
+            early.close()
         ahead, self._ahead, self._ahead_error = self._ahead, None, None
         if ahead is not None:
             with self._ahead_lock:
