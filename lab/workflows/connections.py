@@ -20,7 +20,7 @@ from lab.transport.early import EarlyConnection
 from lab.vm.labstate import current_lab
 
 if TYPE_CHECKING:
-    from lab.transport.ssh import SSHNode  # noqa: PLC0415  (after the knock: paramiko loads slowly)
+    from lab.transport.ssh import SSHNode
 
 CONNECT_TIMEOUT = 10.0
 
