@@ -557,3 +557,28 @@ def test_timed_out_gather_leaves_no_process_or_copy(hang: str, nodes: Nodes, hom
     while _leftovers(nodes.remote_tmp) != ([], []) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _leftovers(nodes.remote_tmp) == ([], [])
+
+
+def test_a_finished_gather_removes_its_copy_after_it_answered(nodes: Nodes, home: Path) -> None:
+    """The temporary directory goes in the background once every section has ended (one process
+    less before the answer): it still goes, and promptly."""
+    nodes.fake("cibadmin", "sleep 1\n")  # long enough to see the directory from here
+    seen_tmp: list[str] = []
+    result: list = []
+
+    def run() -> None:
+        with SSHNode(NodeAddress.parse(nodes.hostile.spec("node1")), identity=nodes.honest.client_key,
+                     known_hosts=home / "known_hosts") as node:
+            result.append(gather_node(node, sections=frozenset({"cib"}), timeout=30))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    while worker.is_alive():
+        seen_tmp += [p.name for p in nodes.remote_tmp.iterdir()]
+        time.sleep(0.05)
+    assert seen_tmp, "the gather never used the node's TMPDIR"  # the control
+    assert result[0].error is None, result[0].error
+    deadline = time.monotonic() + 8
+    while list(nodes.remote_tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(nodes.remote_tmp.iterdir()) == []

@@ -8,7 +8,8 @@
 # SECTION_TIMEOUT s, reported as 124 like `timeout`; KILL 2 s later, 137) and by a file size limit
 # (ulimit -f, 512-byte blocks), the whole script by the `timeout` of as_root.sh; however it ends
 # (done, timed out, the connection closed under it) the trap removes the temporary directory
-# (root-only copies of the CIB) and stops every process it started.
+# (root-only copies of the CIB; once every section has ended, in the background: one process
+# less before the caller has its answer) and stops every process it started.
 : "${BLOCKS:?}" "${SECTION_TIMEOUT:?}" "${ANSWERS_DIR:?}"
 
 d=$(mktemp -d) || exit 1
@@ -25,8 +26,11 @@ sec() {
 }
 cleanup() {
   trap '' HUP INT TERM PIPE; trap - EXIT
-  rm -rf "$d"
-  [ -n "$finished" ] || kill -TERM 0 2>/dev/null
+  if [ -n "$finished" ]; then  # every section has ended: the copies go after the exit, not before
+    rm -rf "$d" >/dev/null 2>&1 &
+  else
+    rm -rf "$d"; kill -TERM 0 2>/dev/null
+  fi
 }
 trap cleanup EXIT
 trap 'exit 143' HUP INT TERM PIPE
