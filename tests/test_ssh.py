@@ -468,3 +468,16 @@ def test_an_early_connection_never_used_is_closed_with_the_node(sshd: Sshd, tmp_
         accepted.close()
     finally:
         listener.close()
+
+
+def test_the_ssh_layer_loads_paramiko_without_invoke_and_leaves_invoke_importable() -> None:
+    """invoke is half of paramiko's import time on every `lab check` and serves only ssh_config's
+    `Match exec`: the SSH layer loads paramiko without it, and hides nothing from later importers."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import lab.transport.ssh as s; loaded = 'invoke' in sys.modules; "
+             "import invoke; print(loaded, s.paramiko.SSHClient.__name__, invoke.Context.__name__)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "SSHClient", "Context"]

@@ -14,12 +14,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import paramiko
-
 from lab.core.errors import NodeError, UsageError
 from lab.transport import log
 from lab.transport.address import NodeAddress
 from lab.transport.early import EarlyConnection
+from lab.transport.paramiko_import import paramiko
 from lab.transport.runner import CommandResult
 
 # paramiko logs transport failures (e.g. "Error reading SSH protocol banner") from its own
