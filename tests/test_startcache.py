@@ -15,7 +15,7 @@ from lab.core.progress import Progress
 from lab.engine.exercises import load, load_all
 from lab.transport.runner import CommandResult
 from lab.vm import faults as faultlib
-from lab.vm import lifecycle, provision, startcache, startstate, virt
+from lab.vm import fixtures, lifecycle, provision, startcache, startstate, virt
 from lab.vm.labstate import Lab
 
 # The catalogue's decisions: every other exercise's start state is cached.
@@ -398,3 +398,31 @@ def test_cli_start_and_reset_take_fresh() -> None:
     assert parser.parse_args(["start", "--fresh", "acl"]).fresh
     assert not parser.parse_args(["start", "acl"]).fresh
     assert parser.parse_args(["reset", "--fresh"]).fresh
+
+
+def test_a_baseline_with_an_uncacheable_fixture_waits_for_nothing_new(home: Path, test_driver: Any,
+                                                                       nodes: dict[str, Any],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbd's start state is the 'cluster' baseline plus the shared disk (which no snapshot can
+    hold): the revert, the clocks and crm_mon's answer as for the baseline itself, then the
+    fixture; no health wait, no settling. When crm_mon does not answer it is built step by step;
+    --fresh builds it too. An exercise with commands besides a fixture is never on this path."""
+    ran = nodes["ran"]
+    monkeypatch.setattr(fixtures, "apply", lambda lab, names, nodes, progress: ran.append(f"fixtures {list(names)}"))
+    lab = make_lab()
+    define(test_driver, lab)
+    sbd = load("sbd")
+    assert startstate.is_baseline_with_host_fixtures(sbd, [])
+    assert not startstate.is_baseline_with_host_fixtures(load("fencing"), [])
+    assert not any(startstate.is_baseline_with_host_fixtures(e, []) for e in load_all()
+                   if e.start.commands or not e.start.fixtures)
+    startstate.start("sbd", quiet())
+    assert any("crm_mon" in r for r in ran) and "fixtures ['sbd-disk']" in ran
+    assert not any(r.endswith(": health") or "crm_resource --wait" in r for r in ran), ran
+    for fresh, fail in ((False, {"crm_mon"}), (True, set())):
+        ran.clear()
+        nodes["fail"].clear()
+        nodes["fail"].update(fail)
+        startstate.start("sbd", quiet(), fresh=fresh)
+        assert any(r.endswith(": health") for r in ran) and "fixtures ['sbd-disk']" in ran, (fresh, ran)
+        assert any("crm_resource --wait" in r for r in ran), (fresh, ran)

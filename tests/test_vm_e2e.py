@@ -220,6 +220,24 @@ def test_a_cached_start_reverts_in_place(live_lab: None) -> None:
     assert checked.returncode == 1 and json.loads(checked.stdout)["passed"] is False  # the start state
 
 
+def test_a_start_after_the_sbd_disk_reverts_in_place(live_lab: None) -> None:
+    """sbd's start hot-plugs a shared disk the snapshots do not have; the next start unplugs it
+    and reverts in the domains' own QEMU (not a new QEMU from libvirt's forced revert), and the
+    disk is gone from the guests until sbd starts again."""
+    sbd = lab("start", "sbd")
+    assert sbd.returncode == 0 and "sbd-disk" in sbd.stderr, sbd.stderr[-2000:]
+    seen = lab("ssh", "node2", "test -b /dev/vdb && echo present", timeout=120)
+    assert seen.stdout.strip() == "present", seen.stderr[-1000:]  # the control: the disk was there
+    before = _qemu_pids()
+    after = lab("start", "resource-create")
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert len(before) >= 2 and _qemu_pids() == before
+    gone = lab("ssh", "node2", "test -b /dev/vdb && echo present || echo absent", timeout=120)
+    assert gone.stdout.strip() == "absent", gone.stderr[-1000:]
+    assert "vdb" not in subprocess.run(["virsh", "-c", URI, "domblklist", f"{PREFIX}node2"],
+                                       capture_output=True, text=True, check=True).stdout
+
+
 def test_status_info_and_secrets(live_lab: None) -> None:
     started = lab("start", "resource-create")  # its start state is the 'cluster' baseline itself
     assert started.returncode == 0 and "healthy and settled as lab up left it" in started.stderr, \
@@ -233,3 +251,12 @@ def test_status_info_and_secrets(live_lab: None) -> None:
     secret = lab("info", "--secrets", timeout=60)
     password = _password()
     assert password not in info.stdout and password in secret.stdout
+
+
+def test_an_ssh_session_runs_no_motd_scripts(live_lab: None) -> None:
+    """Debian's dynamic pam_motd runs /etc/update-motd.d on every session (0.2 s each under
+    emulation): the box drops it, so a new session does not write /run/motd.dynamic again."""
+    removed = lab("ssh", "node1", "sudo rm -f /run/motd.dynamic", timeout=120)
+    assert removed.returncode == 0, removed.stderr[-1000:]
+    probe = lab("ssh", "node1", "test -e /run/motd.dynamic && echo written || echo absent", timeout=120)
+    assert probe.returncode == 0 and probe.stdout.strip() == "absent", (probe.stdout, probe.stderr[-1000:])

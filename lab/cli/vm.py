@@ -26,7 +26,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                      "(in seconds from the start state cached by an earlier start)")
     p.add_argument("exercise")
     fresh = ("build the start state from the baseline even if a cached one exists (or, for a start state "
-             "that is the baseline itself, wait for health and settling again), and cache it again "
+             "that is the baseline itself or the baseline with a host fixture such as the SBD disk, wait for health "
+             "and settling again), and cache it again "
              "(LAB_START_CACHE=N keeps at most N cached start states per lab, default 4; 0: none)")
     p.add_argument("--fresh", action="store_true", help=fresh)
     p = sub.add_parser("reset", help="start the current exercise again")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from lab.transport import scripts
 from lab.vm import fencehost, provision, virt
 from lab.vm.libvirt_host import shared_disk
+from lab.vm.nodes import parallel
 
 if TYPE_CHECKING:
     from lab.core.progress import Progress
@@ -40,19 +41,19 @@ def apply(lab: Lab, names: Sequence[str], nodes: Mapping[str, SSHNode], progress
         with progress.step("host", _FENCE_VIRTD):
             fencehost.ensure_running(lab)
             key = fencehost.ensure_key(lab)
-            for node in nodes.values():
-                provision.run_root(node, fencehost.guest_script(), "fence key",
-                                   input_text=fencehost.guest_input(key))
+            parallel(lambda node: provision.run_root(node, fencehost.guest_script(), "fence key",
+                                                     input_text=fencehost.guest_input(key)), list(nodes.values()))
     if "sbd-disk" in names:
         with progress.step("host", f"shared {SBD_DISK_MIB} MiB disk {SBD_DEVICE} and a watchdog on every node"):
             path = shared_disk(lab.state.pool, sbd_volume(lab.prefix), SBD_DISK_MIB)
             virt.attach_shared_disk([lab.domain_name(n) for n in lab.node_names], path)
             wait, blank = (scripts.render(f"fixtures/{name}.sh", SBD_DEVICE=SBD_DEVICE)
                            for name in ("wait_disk", "blank_disk"))
-            for node in nodes.values():
-                provision.run_root(node, wait, "shared disk")
-            # Every start begins with a blank disk: no SBD header from an earlier attempt.
-            provision.run_root(nodes[lab.node_names[0]], blank, "blank shared disk")
+            # Every node at once, one session each; the first also blanks the disk (every start
+            # begins with no SBD header from an earlier attempt), once the disk is there.
+            first = lab.node_names[0]
+            parallel(lambda name: provision.run_root(nodes[name], wait + "\n" + blank if name == first else wait,
+                                                     "shared disk"), list(nodes))
 
 
 def restore_host(lab: Lab, names: Sequence[str], progress: Progress) -> None:

@@ -145,17 +145,29 @@ _AS_REVERTED: list[Step[StartRun]] = [
 CACHED_STEPS: list[Step[StartRun]] = [Step("revert to the cached start state", _revert_cached), *_AS_REVERTED]
 BASELINE_STEPS: list[Step[StartRun]] = [Step("revert", _revert), *_AS_REVERTED]
 
+def _host_fixtures(run: StartRun) -> None:
+    fixtures.apply(run.lab, run.exercise.start.fixtures, run.nodes, run.progress)
+
+
 START_STEPS: list[Step[StartRun]] = [
     Step("revert", _revert),
     Step("connect and set clocks", _connect),
     Step("cluster healthy", _healthy, done=lambda r: not r.on_cluster),
-    Step("host fixtures", lambda r: fixtures.apply(r.lab, r.exercise.start.fixtures, r.nodes, r.progress),
-         done=lambda r: not r.exercise.start.fixtures),
+    Step("host fixtures", _host_fixtures, done=lambda r: not r.exercise.start.fixtures),
     Step("start state commands", _commands, done=lambda r: not r.exercise.start.commands),
     Step("faults", lambda r: apply_faults(r.lab, r.faults, r.nodes, r.progress), done=lambda r: not r.faults),
     Step("faults took effect", lambda r: settle_after_faults(r.lab, r.faults, r.nodes, r.progress),
          done=lambda r: not r.on_cluster),
 ]
+
+
+def is_baseline_with_host_fixtures(exercise: Exercise, faults: Sequence[faultlib.Fault]) -> bool:
+    """The start state is a baseline snapshot as lab up took it plus host fixtures that a snapshot
+    cannot hold (the SBD disk): nothing in the cluster is built, so it needs no waits beyond the
+    baseline's own (a fixture outside the cluster: a disk, a watchdog module)."""
+    start = exercise.start
+    return bool(start.fixtures) and not (start.commands or faults) and \
+        not set(start.fixtures) <= fixtures.RESTORABLE
 
 
 def _ready_as_reverted(run: StartRun, steps: list[Step[StartRun]], what: str) -> bool:
@@ -218,6 +230,10 @@ def start(exercise_id: str, progress: Progress | None = None, *, fresh: bool = F
         if not fresh and startcache.is_baseline_itself(exercise, faults) and \
                 _ready_as_reverted(run, BASELINE_STEPS, f"the baseline '{baseline}'"):
             how = f" (the baseline '{baseline}', healthy and settled as lab up left it)"
+        elif not fresh and is_baseline_with_host_fixtures(exercise, faults) and \
+                _ready_as_reverted(run, BASELINE_STEPS, f"the baseline '{baseline}'"):
+            _host_fixtures(run)
+            how = f" (the baseline '{baseline}' as lab up left it, and {', '.join(exercise.start.fixtures)})"
         elif run.cache.hit and _from_cache(run):
             cached = True
             how = f" from the cached start state (taken {run.cache.taken_text})"
