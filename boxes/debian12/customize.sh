@@ -85,6 +85,11 @@ PermitRootLogin no
 HostKey /etc/ssh/ssh_host_ed25519_key
 HostKey /etc/ssh/ssh_host_ecdsa_key
 SSHD
+# Debian's pam_motd (motd=/run/motd.dynamic) runs run-parts /etc/update-motd.d on every SSH
+# session: 0.2 s of each connection under software emulation (checks, lab ssh, provisioning).
+# The static motd stays (the `noupdate` line); RHEL's pam_motd runs no scripts.
+sed -i '/pam_motd\.so[[:space:]]*motd=\/run\/motd\.dynamic/d' "$R/etc/pam.d/sshd"
+grep -q 'pam_motd.so.*motd=/run/motd.dynamic' "$R/etc/pam.d/sshd" && { echo "customize: dynamic pam_motd still in /etc/pam.d/sshd" >&2; exit 1; }
 cat >"$R/etc/systemd/system/failover-lab-ssh-hostkeys.service" <<'UNIT'
 [Unit]
 Description=Generate this clone's SSH host keys (Failover Lab)
