@@ -509,3 +509,43 @@ def test_networks_and_leftovers_through_libvirts_test_driver(test_driver: object
     assert libvirt_owned.find_leftovers("flab-none-").empty
     with pytest.raises(libvirt_conn.VirtError, match="not a lab's prefix"):
         libvirt_owned.find_leftovers("test")
+
+
+def test_a_kvm_device_libvirts_qemu_user_cannot_open_is_named(tmp_path: Path) -> None:
+    """Without udev /dev/kvm stays 0600 root: libvirt's QEMU user cannot open it and libvirt
+    probes QEMU again on every call. A stand-in device file: the permission arithmetic is the
+    same (the real device's mode is what .ci/libvirt-up.sh and the doctor look at)."""
+    import os
+    import pwd
+
+    from lab.vm import kvm
+
+    nobody = pwd.getpwnam("nobody")
+    device = tmp_path / "kvm"
+    device.write_bytes(b"")
+    os.chown(device, 0, 0)
+    device.chmod(0o600)
+    problem = kvm.device_problem("nobody", device)
+    assert problem is not None and "nobody" in problem and "600" in problem
+    os.chown(device, 0, nobody.pw_gid)  # udev's way: the user's group may read and write
+    device.chmod(0o660)
+    assert kvm.device_problem("nobody", device) is None
+    device.chmod(0o640)  # read only is not enough
+    assert kvm.device_problem("nobody", device) is not None
+    assert kvm.device_problem("root", device) is None  # root opens anything
+    assert kvm.device_problem("nobody", tmp_path / "absent") is None
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('#user = "libvirt-qemu"\nuser = "nobody"\n')
+    assert kvm.libvirt_qemu_user(conf) == "nobody"
+    conf.write_text('#user = "libvirt-qemu"\n')
+    assert kvm.libvirt_qemu_user(conf) == next((u for u in ("libvirt-qemu", "qemu") if _has_user(u)), None)
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True

@@ -93,6 +93,16 @@ def _kvm() -> Item:
                 "join group kvm; LAB_DRIVER=kvm forces it")
 
 
+def _kvm_device() -> Item:
+    if not kvm.KVM_DEVICE.exists():
+        return Item("ok", "kvm device", f"no {kvm.KVM_DEVICE}")
+    problem = kvm.device_problem(kvm.libvirt_qemu_user())
+    if problem is None:
+        return Item("ok", "kvm device", f"{kvm.KVM_DEVICE}: libvirt's capability cache stays valid")
+    return Item("warn", "kvm device", problem,
+                f"chgrp kvm {kvm.KVM_DEVICE} && chmod 0660 {kvm.KVM_DEVICE} (what udev does; again after a reboot)")
+
+
 def _disk() -> list[Item]:
     items = []
     for label, path in (("disk (labs)", lab_home()), ("disk (libvirt images)", Path("/var/lib/libvirt/images"))):
@@ -123,4 +133,4 @@ def _fence_virtd() -> Item:
 
 
 def run_checks() -> list[Item]:
-    return [_libvirt(), *_vagrant(), _python_modules(), _kvm(), *_disk(), _box(), _fence_virtd()]
+    return [_libvirt(), *_vagrant(), _python_modules(), _kvm(), _kvm_device(), *_disk(), _box(), _fence_virtd()]

@@ -110,3 +110,62 @@ def choose_driver(cache: Path | None = None) -> tuple[str, str | None]:
     if probe.usable:
         return "kvm", None
     return "qemu", f"KVM not usable ({probe.reason}): using software emulation (slow)"
+
+
+# --- /dev/kvm and libvirt's QEMU user -------------------------------------------------------
+
+KVM_DEVICE = Path("/dev/kvm")
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+_DEFAULT_QEMU_USERS = ("libvirt-qemu", "qemu")  # Debian/Ubuntu, Fedora/EL
+
+
+def libvirt_qemu_user(conf: Path = QEMU_CONF) -> str | None:
+    """The user libvirt runs QEMU as: qemu.conf's `user = "..."`, else the distribution's default
+    that exists on this host (None: neither)."""
+    import pwd  # noqa: PLC0415  (POSIX only; lab's hosts are Linux)
+
+    with contextlib.suppress(OSError):
+        for line in conf.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "user" and value.strip().startswith('"'):
+                return value.strip().strip('"') or None
+    for name in _DEFAULT_QEMU_USERS:
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    return None
+
+
+def device_problem(user: str | None, device: Path = KVM_DEVICE) -> str | None:
+    """Why libvirt would probe QEMU again on every call, or None.
+
+    libvirt probes QEMU's capabilities as root (KVM found) but checks them against what its QEMU
+    user may open: when that user cannot read and write /dev/kvm ("KVM was enabled when probing,
+    but it is not available now") the cache is never valid, and every libvirt call that needs the
+    capabilities probes again: 6-16 s each measured on a host without udev (device 0600 root), about
+    three minutes of a `lab up`. udev gives the device group kvm, mode 0660."""
+    import grp  # noqa: PLC0415
+    import pwd  # noqa: PLC0415
+
+    try:
+        info = device.stat()
+        account = pwd.getpwnam(user) if user else None
+    except (OSError, KeyError):
+        return None
+    if account is None or account.pw_uid == 0:
+        return None
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    if account.pw_uid == info.st_uid:
+        bits = (info.st_mode >> 6) & 0o7
+    elif info.st_gid in groups:
+        bits = (info.st_mode >> 3) & 0o7
+    else:
+        bits = info.st_mode & 0o7
+    if bits & 0o6 == 0o6:
+        return None
+    try:
+        owner = f"{pwd.getpwuid(info.st_uid).pw_name}:{grp.getgrgid(info.st_gid).gr_name}"
+    except KeyError:
+        owner = f"{info.st_uid}:{info.st_gid}"
+    return (f"{device} ({owner}, mode {info.st_mode & 0o777:03o}) is not readable and writable by "
+            f"libvirt's QEMU user {user}: libvirt probes QEMU again on every call (seconds each)")
