@@ -13,6 +13,7 @@ import pytest
 
 from lab.core.progress import Progress
 from lab.engine.exercises import load, load_all
+from lab.transport.address import NodeAddress
 from lab.transport.runner import CommandResult
 from lab.vm import faults as faultlib
 from lab.vm import fixtures, lifecycle, provision, startcache, startstate, virt
@@ -220,8 +221,9 @@ def define(conn: Any, lab: Lab) -> None:
 class FakeNode:
     """A node that answers every command (crm_mon fails when told to)."""
 
-    def __init__(self, name: str, log: list[str], fail: set[str]) -> None:
+    def __init__(self, name: str, log: list[str], fail: set[str], user: str = "vagrant") -> None:
         self.name, self.log, self.fail = name, log, fail
+        self.address = NodeAddress(name, user, "127.0.0.1")
 
     def run(self, command: str, **_: Any) -> CommandResult:
         self.log.append(f"{self.name}: {command}")
@@ -237,7 +239,11 @@ def nodes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Stand-ins for SSH: every command and script run is logged (ran), crm_mon can fail (fail)."""
     ran: list[str] = []
     fail: set[str] = set()
-    monkeypatch.setattr(startstate, "connect_all", lambda lab: {n: FakeNode(n, ran, fail) for n in lab.node_names})
+    def connect_all(lab: Lab, *, as_root: bool = False) -> dict[str, FakeNode]:
+        ran.append(f"connect as {'root' if as_root else 'vagrant'}")
+        return {n: FakeNode(n, ran, fail, "root" if as_root else "vagrant") for n in lab.node_names}
+
+    monkeypatch.setattr(startstate, "connect_all", connect_all)
     monkeypatch.setattr(startstate, "sync_clocks", lambda lab, nodes=None: ran.append("clocks"))
     monkeypatch.setattr(startstate, "run_commands", lambda nodes, default, commands, values, what:
                         ran.extend(f"command: {c}" for c in commands))
@@ -262,6 +268,7 @@ def test_start_twice_reset_fresh(home: Path, test_driver: Any, nodes: dict[str, 
     second = startstate.start("resource-update", quiet())
     assert second.cached and not any(r.startswith("command:") for r in ran)
     assert "clocks" in ran and any("crm_mon" in r for r in ran)
+    assert "connect as root" in ran and not any("sudo" in r for r in ran)  # no sudo per command
     assert Lab.load("t1").state.exercise == "resource-update"
     ran.clear()
     assert startstate.reset(quiet()).cached
@@ -309,7 +316,7 @@ def test_a_cached_state_that_does_not_answer_is_built_again(home: Path, test_dri
     again = startstate.start("troubleshoot-offline", quiet())
     assert not again.cached
     ran = nodes["ran"]
-    assert "node1: sudo -n crm_mon -1 >/dev/null" in ran  # the check ran on the node the fault left alone
+    assert "node1: crm_mon -1 >/dev/null" in ran  # the check ran on the node the fault left alone
     assert "node2: fault stop-cluster" in ran  # then the ordinary build
     assert [s for s in virt.snapshot_names(domains(lab)[0]) if s.startswith("start-")]  # cached again
 

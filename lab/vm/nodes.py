@@ -14,17 +14,25 @@ from lab.transport.address import NodeAddress
 from lab.transport.retry import GaveUp, retry
 from lab.transport.ssh import SSHNode
 from lab.vm import provision
-from lab.vm.labstate import SSH_USER, Lab
+from lab.vm.labstate import SSH_USER, Lab, StepName
 
 T = TypeVar("T")
 CONNECT_WAIT = 120.0  # s every node of a running lab gets to answer SSH
 
 
-def lab_node(lab: Lab, name: str, timeout: float = 10.0) -> SSHNode:
-    """The node NAME at its fixed private address, with the lab's key and known_hosts."""
+def lab_node(lab: Lab, name: str, timeout: float = 10.0, *, as_root: bool = False) -> SSHNode:
+    """The node NAME at its fixed private address, with the lab's key and known_hosts; AS_ROOT:
+    logged in as root when lab up authorized the lab's key for root (no sudo per command, about
+    half a second each under emulation), else as vagrant."""
     spec = lab.node(name)
-    return SSHNode(NodeAddress(name, SSH_USER, spec.ip), identity=lab.identity,
+    user = "root" if as_root and lab.done(StepName.GRADER_ROOT) else SSH_USER
+    return SSHNode(NodeAddress(name, user, spec.ip), identity=lab.identity,
                    known_hosts=lab.known_hosts, connect_timeout=timeout)
+
+
+def sudo(node: SSHNode) -> str:
+    """The prefix a root command needs on this connection ('' when logged in as root)."""
+    return "" if node.address.user == "root" else "sudo -n "
 
 
 def _changed_host_key(exc: BaseException) -> bool:
@@ -53,11 +61,12 @@ def connect_retry(make: Callable[[], SSHNode], deadline: float, what: str) -> SS
         raise NodeError(str(exc)) from exc
 
 
-def connect_all(lab: Lab, names: Sequence[str] | None = None, deadline_s: float = CONNECT_WAIT) -> dict[str, SSHNode]:
-    """A connection to each named node (default: all), opened at once."""
+def connect_all(lab: Lab, names: Sequence[str] | None = None, deadline_s: float = CONNECT_WAIT, *,
+                as_root: bool = False) -> dict[str, SSHNode]:
+    """A connection to each named node (default: all), opened at once (AS_ROOT: see lab_node)."""
     names = list(names or lab.node_names)
     deadline = time.monotonic() + deadline_s
-    nodes = parallel(lambda n: connect_retry(lambda: lab_node(lab, n, 5.0), deadline, n), names)
+    nodes = parallel(lambda n: connect_retry(lambda: lab_node(lab, n, 5.0, as_root=as_root), deadline, n), names)
     return dict(zip(names, nodes, strict=True))
 
 

@@ -17,7 +17,7 @@ from lab.vm import fixtures, provision, startcache, virt
 from lab.vm.commands import context, run_commands
 from lab.vm.labstate import Lab, StepName, current_lab
 from lab.vm.network import NoSecondNetwork, has_second_network, needs_second_network
-from lab.vm.nodes import close, connect_all, sync_clocks
+from lab.vm.nodes import close, connect_all, sudo, sync_clocks
 from lab.vm.steps import Step, mutating, run_steps
 
 SNAP_INSTALLED = "installed"
@@ -103,7 +103,7 @@ def _revert(run: StartRun) -> None:
 
 
 def _connect(run: StartRun) -> None:
-    run.nodes = connect_all(run.lab)
+    run.nodes = connect_all(run.lab, as_root=True)
     sync_clocks(run.lab, run.nodes)
     run.healthy = time.monotonic() - run.began
 
@@ -130,7 +130,8 @@ def _settled_answers(run: StartRun) -> None:
     on a cluster baseline, pacemaker answers on the node the faults left alone."""
     node = settle_node(run.lab, run.faults)
     with run.progress.step(node, "cluster answers (crm_mon)", limit=60):
-        result = run.nodes[node].run("sudo -n crm_mon -1 >/dev/null", timeout=60, label="settled state check")
+        answering = run.nodes[node]
+        result = answering.run(f"{sudo(answering)}crm_mon -1 >/dev/null", timeout=60, label="settled state check")
     if not result.ok:
         raise LabError(f"{node}: crm_mon failed (exit {result.returncode}): {result.tail(2)}")
 
@@ -263,7 +264,7 @@ def settle_after_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[
         with progress.step(settle_on, f"{', '.join(gone)} seen offline", limit=90):
             provision.run_root(nodes[settle_on], provision.wait_offline_script(gone), "fault effect")
     with progress.step(settle_on, "cluster settled (crm_resource --wait)", limit=130):
-        nodes[settle_on].run("sudo -n crm_resource --wait --timeout=120s", timeout=130)
+        nodes[settle_on].run(f"{sudo(nodes[settle_on])}crm_resource --wait --timeout=120s", timeout=130)
 
 
 def apply_faults(lab: Lab, faults: Sequence[faultlib.Fault], nodes: dict[str, SSHNode],
