@@ -100,7 +100,7 @@ def _kvm_device() -> Item:
     if problem is None:
         return Item("ok", "kvm device", f"{kvm.KVM_DEVICE}: libvirt's capability cache stays valid")
     return Item("warn", "kvm device", problem,
-                f"chgrp kvm {kvm.KVM_DEVICE} && chmod 0660 {kvm.KVM_DEVICE} (what udev does; again after a reboot)")
+                f"{kvm.DEVICE_FIX} (what udev does; again after a reboot)")
 
 
 def _disk() -> list[Item]:

@@ -117,6 +117,7 @@ def choose_driver(cache: Path | None = None) -> tuple[str, str | None]:
 KVM_DEVICE = Path("/dev/kvm")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 _DEFAULT_QEMU_USERS = ("libvirt-qemu", "qemu")  # Debian/Ubuntu, Fedora/EL
+DEVICE_FIX = f"chgrp kvm {KVM_DEVICE} && chmod 0660 {KVM_DEVICE}"  # udev's own rule for the device
 
 
 def libvirt_qemu_user(conf: Path = QEMU_CONF) -> str | None:

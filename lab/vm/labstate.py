@@ -201,9 +201,12 @@ class Lab(Locking):
     def addresses(self, user: str | None = None) -> list[NodeAddress]:
         """Where the grader reaches the nodes: the fixed private addresses, as root when lab up
         authorized the lab's key for root (no sudo per gather), else as vagrant (USER: as that)."""
-        if user is None:
-            user = "root" if self.done(StepName.GRADER_ROOT) else SSH_USER
-        return [NodeAddress(n.name, user, n.ip, 22) for n in self.nodes]
+        login = self.root_login_user() if user is None else user
+        return [NodeAddress(n.name, login, n.ip, 22) for n in self.nodes]
+
+    def root_login_user(self) -> str:
+        """root when lab up authorized the lab's key for root (no sudo per command), else vagrant."""
+        return "root" if self.done(StepName.GRADER_ROOT) else SSH_USER
 
     # --- secrets -----------------------------------------------------------
     def ensure_password(self) -> str:

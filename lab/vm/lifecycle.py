@@ -62,7 +62,7 @@ def init_lab(name: str, *, nodes: int | None, box: str | None, memory: int | Non
         progress.say("host", f"warning: {warning}")
     slow_libvirt = kvm.device_problem(kvm.libvirt_qemu_user())
     if slow_libvirt:
-        progress.say("host", f"warning: {slow_libvirt}; fix: chgrp kvm {kvm.KVM_DEVICE} && chmod 0660 {kvm.KVM_DEVICE}")
+        progress.say("host", f"warning: {slow_libvirt}; fix: {kvm.DEVICE_FIX}")
     priv, mgmt = pick_subnets(libvirt_host.used_subnets() + host_routes())
     lab.dir.mkdir(parents=True, exist_ok=True)
     lab.dir.chmod(0o700)

@@ -14,7 +14,7 @@ from lab.transport.address import NodeAddress
 from lab.transport.retry import GaveUp, retry
 from lab.transport.ssh import SSHNode
 from lab.vm import provision
-from lab.vm.labstate import SSH_USER, Lab, StepName
+from lab.vm.labstate import SSH_USER, Lab
 
 T = TypeVar("T")
 CONNECT_WAIT = 120.0  # s every node of a running lab gets to answer SSH
@@ -25,14 +25,14 @@ def lab_node(lab: Lab, name: str, timeout: float = 10.0, *, as_root: bool = Fals
     logged in as root when lab up authorized the lab's key for root (no sudo per command, about
     half a second each under emulation), else as vagrant."""
     spec = lab.node(name)
-    user = "root" if as_root and lab.done(StepName.GRADER_ROOT) else SSH_USER
+    user = lab.root_login_user() if as_root else SSH_USER
     return SSHNode(NodeAddress(name, user, spec.ip), identity=lab.identity,
                    known_hosts=lab.known_hosts, connect_timeout=timeout)
 
 
 def sudo(node: SSHNode) -> str:
     """The prefix a root command needs on this connection ('' when logged in as root)."""
-    return "" if node.address.user == "root" else "sudo -n "
+    return "".join(f"{word} " for word in provision.sudo_words(node.address.user))
 
 
 def _changed_host_key(exc: BaseException) -> bool:

@@ -257,10 +257,14 @@ ROOT_BOOTSTRAP = (
 )
 
 
+def sudo_words(user: str) -> list[str]:
+    """What a root command is prefixed with when logged in as USER: nothing for root."""
+    return [] if user == "root" else ["sudo", "-n"]
+
+
 def root_argv(user: str) -> list[str]:
     """The argv run on a node for every root script: the bootstrap, through sudo unless USER is root."""
-    prefix = [] if user == "root" else ["sudo", "-n"]
-    return [*prefix, "bash", "-c", ROOT_BOOTSTRAP]
+    return [*sudo_words(user), "bash", "-c", ROOT_BOOTSTRAP]
 
 
 def root_input(script: str, input_text: str | None = None) -> str:
