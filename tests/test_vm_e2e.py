@@ -260,3 +260,20 @@ def test_an_ssh_session_runs_no_motd_scripts(live_lab: None) -> None:
     assert removed.returncode == 0, removed.stderr[-1000:]
     probe = lab("ssh", "node1", "test -e /run/motd.dynamic && echo written || echo absent", timeout=120)
     assert probe.returncode == 0 and probe.stdout.strip() == "absent", (probe.stdout, probe.stderr[-1000:])
+
+
+def test_each_node_has_its_own_pcsd_key_and_pcsd_serves_it(live_lab: None) -> None:
+    """The box makes pcsd's TLS key per clone (EC, before pcsd's own RSA-3072 start-up would):
+    two nodes never share one, and pcsd answers TLS with the certificate of that key (lab up's
+    pcs host auth went through it already)."""
+    digests = []
+    for node in ("node1", "node2"):
+        got = lab("ssh", node, "sudo sh -c 'openssl pkey -in /var/lib/pcsd/pcsd.key -pubout | sha256sum; "
+                  "openssl s_client -connect 127.0.0.1:2224 </dev/null 2>/dev/null | openssl x509 -pubkey -noout "
+                  "| sha256sum; openssl pkey -in /var/lib/pcsd/pcsd.key -noout -text | head -1'", timeout=180)
+        assert got.returncode == 0, got.stderr[-1000:]
+        key, served, kind = got.stdout.splitlines()[:3]
+        assert key == served, (node, got.stdout)
+        assert "Private-Key: (256 bit" in kind, (node, kind)
+        digests.append(key)
+    assert digests[0] != digests[1]

@@ -301,13 +301,42 @@ def test_wait_offline_script_waits_until_every_named_node_is_offline(tmp_path: P
     assert waited.returncode == 1 and "node1 node2 still online after 1 s" in waited.stderr
 
 
-def test_set_clock_and_stonith_scripts_run_the_commands(tmp_path: Path) -> None:
-    env, log = _fake_bin(tmp_path, date="", crm_attribute='[ "$5" != -q ] || echo true')
+def test_set_clock_script_sets_the_clock(tmp_path: Path) -> None:
+    env, log = _fake_bin(tmp_path, date="")
     assert _bash(provision.set_clock_script(1700000000.25), env).returncode == 0
-    assert _bash(provision.stonith_script(), env).returncode == 0
-    assert log.read_text().splitlines() == [
-        "date -s @1700000000.250", "crm_attribute -t crm_config -n stonith-enabled -q -G",
-        "crm_attribute -t crm_config -n stonith-enabled -v false"]
+    assert log.read_text().splitlines() == ["date -s @1700000000.250"]
+
+
+def _cib_option(cib: Path, name: str) -> str | None:
+    got = subprocess.run(["crm_attribute", "-t", "crm_config", "-n", name, "-q", "-G"], capture_output=True,
+                         text=True, env=dict(os.environ, CIB_file=str(cib)), check=False)
+    return got.stdout.strip() if got.returncode == 0 else None
+
+
+def test_a_first_cluster_start_has_a_short_dc_deadtime_until_lab_up_deletes_it(tmp_path: Path) -> None:
+    """The real cibadmin and crm_attribute (systemctl a stand-in: no services here): a first start
+    writes the CIB pacemaker would begin with plus the short dc-deadtime, as pacemaker's user; a
+    second start keeps the CIB it finds; the stonith step leaves stonith-enabled=false and
+    dc-deadtime at pacemaker's default (absent)."""
+    import pwd
+
+    cib_dir = tmp_path / "root/var/lib/pacemaker/cib"
+    cib_dir.mkdir(parents=True)
+    env, log = _fake_bin(tmp_path, systemctl="")
+    started = _bash(provision.start_cluster_script(str(tmp_path / "root")), env)
+    assert started.returncode == 0, started.stderr
+    cib = cib_dir / "cib.xml"
+    assert _cib_option(cib, "dc-deadtime") == provision.FIRST_DC_DEADTIME
+    assert pwd.getpwuid(cib.stat().st_uid).pw_name == "hacluster" and cib.stat().st_mode & 0o777 == 0o600
+    assert "systemctl is-active -q corosync" in log.read_text().splitlines()
+    cib.write_text(cib.read_text().replace(provision.FIRST_DC_DEADTIME, "7s"))
+    assert _bash(provision.start_cluster_script(str(tmp_path / "root")), env).returncode == 0
+    assert _cib_option(cib, "dc-deadtime") == "7s"
+    done = _bash(provision.stonith_script(), dict(os.environ, CIB_file=str(cib)))
+    assert done.returncode == 0, done.stderr
+    assert (_cib_option(cib, "stonith-enabled"), _cib_option(cib, "dc-deadtime")) == ("false", None)
+    again = _bash(provision.stonith_script(), dict(os.environ, CIB_file=str(cib)))  # a rerun of lab up
+    assert again.returncode == 0, again.stderr
 
 
 def test_local_setup_and_install_with_the_real_pcs(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ DISK_GB=${BOX_DISK_GB:-8}
 PACKAGES=(
   systemd systemd-sysv udev dbus kmod linux-image-amd64 initramfs-tools
   openssh-server sudo ifupdown isc-dhcp-client netbase iproute2 iputils-ping
-  iptables procps less cron
+  iptables procps less cron openssl
   pacemaker corosync pcs crmsh resource-agents fence-agents fence-virt sbd
 )
 

@@ -110,12 +110,34 @@ WantedBy=multi-user.target
 RequiredBy=ssh.service
 UNIT
 
+# pcsd's own first start makes an RSA-3072 key for its TLS certificate (5 s in an emulated
+# guest, on lab up's critical path): each clone makes its own EC key before pcsd starts instead
+# (pcsd only checks that the pair loads; `pcs pcsd certkey` replaces it as usual).
+cat >"$R/etc/systemd/system/failover-lab-pcsd-cert.service" <<'UNIT'
+[Unit]
+Description=Generate this clone's pcsd TLS certificate (Failover Lab)
+After=local-fs.target
+Before=pcsd.service
+ConditionPathExists=!/var/lib/pcsd/pcsd.key
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+UMask=0077
+ExecStart=/usr/bin/install -d -m 0700 /var/lib/pcsd
+ExecStart=/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+  -subj /O=pcsd/OU=pcsd/CN=%H -keyout /var/lib/pcsd/pcsd.key -out /var/lib/pcsd/pcsd.crt
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
 # --- cluster services: no Debian one-node corosync.conf, no autostart -------
 rm -f "$R/etc/corosync/corosync.conf"
 # sbd's package enables it, and corosync requires an enabled sbd: without a configured
 # disk or watchdog it fails and takes corosync with it. The sbd exercise enables it.
 in_root systemctl disable corosync.service pacemaker.service sbd.service >/dev/null 2>&1
-in_root systemctl enable pcsd.service failover-lab-ssh-hostkeys.service >/dev/null 2>&1
+in_root systemctl enable pcsd.service failover-lab-ssh-hostkeys.service failover-lab-pcsd-cert.service >/dev/null 2>&1
 # systemd applies presets on a first boot (empty machine-id): keep them in line.
 install -d "$R/etc/systemd/system-preset"
 cat >"$R/etc/systemd/system-preset/00-failover-lab.preset" <<'PRESET'
@@ -124,6 +146,7 @@ disable pacemaker.service
 disable sbd.service
 enable pcsd.service
 enable failover-lab-ssh-hostkeys.service
+enable failover-lab-pcsd-cert.service
 PRESET
 
 # --- start timeouts that fit software emulation ------------------------------

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lab.core.progress import Progress
 from lab.engine.pcs import pcs_generation
 from lab.transport.runner import CommandResult
@@ -28,13 +30,17 @@ def build_cluster(lab: Lab, progress: Progress) -> None:
     first = nodes[lab.node_names[0]]
     try:
         who = first.name
-        with progress.step(who, "pcs host auth (as hacluster) to every node"):
-            provision.run_root(first, provision.auth_script(lab.node_names, password, version), "pcs auth")
+
+        def auth() -> None:
+            with progress.step(who, "pcs host auth (as hacluster) to every node"):
+                provision.run_root(first, provision.auth_script(lab.node_names, password, version), "pcs auth")
+
         if pcs_generation(version) == "0.9":
+            auth()
             with progress.step(who, f"pcs cluster setup {provision.CLUSTER_NAME} --start"):
                 provision.run_root(first, provision.setup_script(lab.node_names), "pcs cluster setup")
         else:
-            setup_local(nodes, members, progress)
+            setup_local(nodes, members, progress, auth)
         with progress.step(who, "all nodes online and quorate", limit=300):
             provision.run_root(first, provision.wait_healthy_script(len(members), settle=False), "cluster start")
         with progress.step(who, "stonith-enabled=false, cluster settled (crm_resource --wait)", limit=900):
@@ -44,17 +50,26 @@ def build_cluster(lab: Lab, progress: Progress) -> None:
         close(nodes)
 
 
-def setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], progress: Progress) -> None:
-    """pcs 0.10+: pcs's local-only setup writes corosync.conf on the first node; the lab installs it,
-    fresh keys and pcsd's known hosts on every node and starts them all at once (see
-    provision.local_setup_script for why not `pcs cluster setup` over pcsd)."""
-    first = next(iter(nodes.values()))
+def setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], progress: Progress,
+                auth: Callable[[], None]) -> None:
+    """pcs 0.10+: pcs's local-only setup writes corosync.conf on the last node while AUTH (pcs host
+    auth on the first node; both are seconds of pcs's Python start-up in a slow guest) runs; the
+    lab installs it, fresh keys and the first node's pcsd known hosts on every node and starts them
+    all at once (see provision.local_setup_script for why not `pcs cluster setup` over pcsd)."""
+    first, writer = next(iter(nodes.values())), list(nodes.values())[-1]
     digests = parallel(lambda n: provision.run_root(n, provision.cluster_files_digest_script(),
                                                     "cluster files").stdout.strip(), list(nodes.values()))
-    if "missing" in digests or len(set(digests)) != 1:
-        with progress.step(first.name, f"pcs cluster setup {provision.CLUSTER_NAME} (local mode), "
-                           "corosync.conf and keys to every node"):
-            conf = provision.run_root(first, provision.local_setup_script(members), "pcs cluster setup").stdout
+    configured = "missing" not in digests and len(set(digests)) == 1
+
+    def corosync_conf() -> str:
+        with progress.step(writer.name, f"pcs cluster setup {provision.CLUSTER_NAME} (local mode): corosync.conf"):
+            return provision.run_root(writer, provision.local_setup_script(members), "pcs cluster setup").stdout
+
+    if configured:
+        auth()
+    else:
+        _, conf = parallel(lambda task: task(), [auth, corosync_conf])
+        with progress.step("lab", "corosync.conf, keys and pcsd's known hosts to every node"):
             known = provision.run_root(first, provision.pcsd_known_hosts_script(), "pcsd known hosts").stdout.encode()
             payload = provision.cluster_files_input(conf, known)
             parallel(lambda n: provision.run_root(n, provision.install_cluster_files_script(),

@@ -182,10 +182,16 @@ def cluster_files_input(corosync_conf: str, known_hosts: bytes) -> str:
             + _b64_line(known_hosts) + _b64_line(corosync_conf.encode()))
 
 
-def start_cluster_script() -> str:
+# A new cluster's first election: pacemaker's default dc-deadtime (20 s) is idle waiting in lab up.
+FIRST_DC_DEADTIME = "5s"
+
+
+def start_cluster_script(root: str = "") -> str:
     """Start corosync, then pacemaker, on this node (what `pcs cluster start` does locally), each
-    retried after a timed-out start."""
-    return scripts.render("provision/start_cluster.sh", libs=_UNIT_LIBS, **_unit_params())
+    retried after a timed-out start; a first start with FIRST_DC_DEADTIME in its new CIB. ROOT
+    prefixes the paths (tests)."""
+    return scripts.render("provision/start_cluster.sh", libs=_UNIT_LIBS, DC_DEADTIME=FIRST_DC_DEADTIME,
+                          **_unit_params(root))
 
 
 def host_keys_script() -> str:
@@ -232,7 +238,8 @@ def wait_offline_script(nodes: list[str], *, timeout: int = 90) -> str:
 
 
 def stonith_script() -> str:
-    """stonith-enabled=false with the C tool (pcs costs seconds of Python start-up per call)."""
+    """stonith-enabled=false with the C tool (pcs costs seconds of Python start-up per call);
+    dc-deadtime deleted (start_cluster_script set it for the first election only)."""
     return scripts.render("provision/stonith.sh")
 
 
