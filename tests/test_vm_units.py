@@ -301,10 +301,18 @@ def test_wait_offline_script_waits_until_every_named_node_is_offline(tmp_path: P
     assert waited.returncode == 1 and "node1 node2 still online after 1 s" in waited.stderr
 
 
-def test_set_clock_script_sets_the_clock(tmp_path: Path) -> None:
-    env, log = _fake_bin(tmp_path, date="")
-    assert _bash(provision.set_clock_script(1700000000.25), env).returncode == 0
-    assert log.read_text().splitlines() == ["date -s @1700000000.250"]
+def test_the_clock_command_sets_the_clock_then_runs_what_follows_only_when_it_worked(tmp_path: Path) -> None:
+    from lab.vm.nodes import clock_command
+
+    env, log = _fake_bin(tmp_path, date="", crm_mon="exit 3")
+    assert _bash(clock_command("root", 1700000000.25), env).returncode == 0
+    assert _bash(clock_command("root", 1700000000.25, "crm_mon -1 >/dev/null"), env).returncode == 3
+    assert log.read_text().splitlines() == ["date -s @1700000000.250", "date -s @1700000000.250", "crm_mon -1"]
+    (tmp_path / "failing").mkdir()
+    env, log = _fake_bin(tmp_path / "failing", date="exit 1", crm_mon="")
+    assert _bash(clock_command("root", 5, "crm_mon -1"), env).returncode == 1
+    assert log.read_text().splitlines() == ["date -s @5.000"]
+    assert clock_command("vagrant", 5, "crm_mon -1") == "sudo -n date -s @5.000 >/dev/null && { sudo -n crm_mon -1; }"
 
 
 def _cib_option(cib: Path, name: str) -> str | None:

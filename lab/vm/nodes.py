@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from lab.core.errors import NodeError
@@ -32,7 +32,11 @@ def lab_node(lab: Lab, name: str, timeout: float = 10.0, *, as_root: bool = Fals
 
 def sudo(node: SSHNode) -> str:
     """The prefix a root command needs on this connection ('' when logged in as root)."""
-    return "".join(f"{word} " for word in provision.sudo_words(node.address.user))
+    return _root_prefix(node.address.user)
+
+
+def _root_prefix(user: str) -> str:
+    return "".join(f"{word} " for word in provision.sudo_words(user))
 
 
 def _changed_host_key(exc: BaseException) -> bool:
@@ -102,9 +106,28 @@ def parallel(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
     return results
 
 
-def sync_clocks(lab: Lab, nodes: dict[str, SSHNode] | None = None) -> dict[str, SSHNode]:
-    """After a memory revert each guest's clock is the snapshot's: set it from the host's."""
+def clock_command(user: str, epoch: float, after: str = "") -> str:
+    """USER's command line that sets the clock to EPOCH as root, then runs the root command AFTER
+    (if any) when that worked; its exit status is the first failure's."""
+    prefix = _root_prefix(user)
+    command = prefix + provision.set_clock_command(epoch)
+    return f"{command} && {{ {prefix}{after}; }}" if after else command
+
+
+def sync_clocks(lab: Lab, nodes: dict[str, SSHNode] | None = None, *,
+                then: Mapping[str, tuple[str, str]] | None = None) -> dict[str, SSHNode]:
+    """After a memory revert each guest's clock is the snapshot's: set it from the host's, one
+    command per node (no root script: its bootstrap costs processes in a slow guest). THEN maps a
+    node to (what, root command) run right after its clock in the same round trip; a failure of
+    either is a NodeError naming the node and what failed."""
     nodes = nodes or connect_all(lab)
-    parallel(lambda n: provision.run_root(n, provision.set_clock_script(time.time()), "clock"),
-             list(nodes.values()))
+
+    def one(node: SSHNode) -> None:
+        what, after = (then or {}).get(node.name, ("clock", ""))
+        result = node.run(clock_command(node.address.user, time.time(), after), timeout=60, label=what)
+        if not result.ok:
+            raise NodeError(f"{node.name}: {what} failed (exit {result.returncode}): {result.tail(2)}",
+                            node=node.name, command=what)
+
+    parallel(one, list(nodes.values()))
     return nodes
