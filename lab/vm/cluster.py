@@ -56,9 +56,10 @@ def setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], progr
     auth on the first node; both are seconds of pcs's Python start-up in a slow guest) runs; the
     lab installs it, fresh keys and the first node's pcsd known hosts on every node and starts them
     all at once (see provision.local_setup_script for why not `pcs cluster setup` over pcsd)."""
-    first, writer = next(iter(nodes.values())), list(nodes.values())[-1]
+    every = list(nodes.values())
+    first, writer = every[0], every[-1]
     digests = parallel(lambda n: provision.run_root(n, provision.cluster_files_digest_script(),
-                                                    "cluster files").stdout.strip(), list(nodes.values()))
+                                                    "cluster files").stdout.strip(), every)
     configured = "missing" not in digests and len(set(digests)) == 1
 
     def corosync_conf() -> str:
@@ -73,10 +74,9 @@ def setup_local(nodes: dict[str, SSHNode], members: list[tuple[str, str]], progr
             known = provision.run_root(first, provision.pcsd_known_hosts_script(), "pcsd known hosts").stdout.encode()
             payload = provision.cluster_files_input(conf, known)
             parallel(lambda n: provision.run_root(n, provision.install_cluster_files_script(),
-                                                  "cluster files", input_text=payload), list(nodes.values()))
+                                                  "cluster files", input_text=payload), every)
     with progress.step("lab", "corosync and pacemaker started on every node", limit=provision.CLUSTER_START_TIMEOUT):
         results = parallel(lambda n: provision.run_root(n, provision.start_cluster_script(), "cluster start",
-                                                        timeout=provision.CLUSTER_START_TIMEOUT),
-                           list(nodes.values()))
-    for node, result in zip(nodes.values(), results, strict=True):
+                                                        timeout=provision.CLUSTER_START_TIMEOUT), every)
+    for node, result in zip(every, results, strict=True):
         say_retries(progress, node.name, result)

@@ -102,9 +102,11 @@ def _revert(run: StartRun) -> None:
     _revert_to(run, run.exercise.start.baseline, f"'{run.exercise.start.baseline}'")
 
 
-def _connect(run: StartRun) -> None:
+def _connect(run: StartRun, then: dict[str, tuple[str, str]] | None = None) -> None:
+    """Every node connected (as root where lab up allowed it) and its clock set, THEN's command
+    in the same round trip (see sync_clocks)."""
     run.nodes = connect_all(run.lab, as_root=True)
-    sync_clocks(run.lab, run.nodes)
+    sync_clocks(run.lab, run.nodes, then=then)
     run.healthy = time.monotonic() - run.began
 
 
@@ -129,12 +131,10 @@ def _connect_and_answer(run: StartRun) -> None:
     """After a revert to a snapshot taken settled: the clocks, and a cheap look that it came up
     (every node answered SSH and, on a cluster baseline, pacemaker answers on the node the faults
     left alone), in one round trip per node: no commands, no waits."""
-    run.nodes = connect_all(run.lab, as_root=True)
     node = settle_node(run.lab, run.faults)
     answer = {node: ("cluster answers (crm_mon)", "crm_mon -1 >/dev/null")} if run.on_cluster else {}
     with run.progress.step(node, "clocks set, cluster answers (crm_mon)" if answer else "clocks set", limit=60):
-        sync_clocks(run.lab, run.nodes, then=answer)
-    run.healthy = time.monotonic() - run.began
+        _connect(run, answer)
 
 
 # Such a snapshot is a cached start state, or a baseline that is the start state itself (lab up
